@@ -1,0 +1,1 @@
+"""trace_analyzer: rebuild and check DICOM C-GET exchanges from captures."""

@@ -1,0 +1,207 @@
+"""DIMSE command set decoding (PS3.7 6.3.1, Annex E).
+
+Layer: DIMSE. Fed the bytes of one complete command set, gives back a
+:class:`CommandSet` that lists every element that was on the wire, in wire
+order, with its raw length. Command sets are always Implicit VR Little
+Endian, so this small decoder replaces pydicom on the hot path; pydicom's
+data dictionary still supplies the VR and keyword of each group 0000 tag.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+_HEADER = struct.Struct("<HHI")
+
+#: Command Field values (PS3.7 Table E.1-1) and their message names.
+COMMAND_NAMES: dict[int, str] = {
+    0x0001: "C-STORE-RQ", 0x8001: "C-STORE-RSP",
+    0x0010: "C-GET-RQ", 0x8010: "C-GET-RSP",
+    0x0020: "C-FIND-RQ", 0x8020: "C-FIND-RSP",
+    0x0021: "C-MOVE-RQ", 0x8021: "C-MOVE-RSP",
+    0x0030: "C-ECHO-RQ", 0x8030: "C-ECHO-RSP",
+    0x0100: "N-EVENT-REPORT-RQ", 0x8100: "N-EVENT-REPORT-RSP",
+    0x0110: "N-GET-RQ", 0x8110: "N-GET-RSP",
+    0x0120: "N-SET-RQ", 0x8120: "N-SET-RSP",
+    0x0130: "N-ACTION-RQ", 0x8130: "N-ACTION-RSP",
+    0x0140: "N-CREATE-RQ", 0x8140: "N-CREATE-RSP",
+    0x0150: "N-DELETE-RQ", 0x8150: "N-DELETE-RSP",
+    0x0FFF: "C-CANCEL-RQ",
+}
+
+C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
+C_GET_RQ, C_GET_RSP = 0x0010, 0x8010
+C_CANCEL_RQ = 0x0FFF
+NO_DATA_SET = 0x0101
+
+
+def _command_dictionary() -> dict[int, tuple[str, str]]:
+    table = {}
+    for element in range(0x0000, 0x1100):
+        tag = element  # group 0000
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            continue
+        table[tag] = (vr, keyword_for_tag(tag))
+    return table
+
+
+_DICTIONARY = _command_dictionary()
+
+
+class CommandSetError(ValueError):
+    """A command set that cannot be decoded; carries what was wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandElement:
+    """One element as it was on the wire."""
+
+    tag: int  # (group << 16) | element; group is 0000 when well formed
+    keyword: str  # pydicom keyword, or "" for an unknown tag
+    vr: str  # VR from the command dictionary, "UN" when unknown
+    length: int  # the value length field as sent
+    value: Any  # int, str or list[int] for AT; raw bytes when undecodable
+
+    @property
+    def tag_str(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
+
+
+@dataclass(slots=True)
+class CommandSet:
+    """All elements of one command set, in wire order.
+
+    ``problems`` lists encoding faults found while decoding (odd lengths, a
+    value length that does not suit the VR, tags out of order, a group
+    length that disagrees with the bytes); the elements are kept anyway.
+    """
+
+    elements: list[CommandElement] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    _by_keyword: dict[str, CommandElement] = field(default_factory=dict, repr=False)
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        element = self._by_keyword.get(keyword)
+        return default if element is None else element.value
+
+    def has(self, keyword: str) -> bool:
+        return keyword in self._by_keyword
+
+    def element(self, keyword: str) -> CommandElement | None:
+        return self._by_keyword.get(keyword)
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return tuple(e.keyword or e.tag_str for e in self.elements)
+
+    @property
+    def command_field(self) -> int | None:
+        value = self.get("CommandField")
+        return value if isinstance(value, int) else None
+
+    @property
+    def command_name(self) -> str:
+        field_value = self.command_field
+        if field_value is None:
+            return "unknown"
+        return COMMAND_NAMES.get(field_value, f"0x{field_value:04X}")
+
+    @property
+    def has_data_set(self) -> bool:
+        """True unless (0000,0800) says 0x0101; "absent" is treated as no data."""
+        value = self.get("CommandDataSetType")
+        return isinstance(value, int) and value != NO_DATA_SET
+
+
+def _decode_value(vr: str, raw: bytes) -> Any:
+    if vr == "US":
+        if len(raw) == 2:
+            return raw[0] | (raw[1] << 8)
+        return bytes(raw)
+    if vr == "UL":
+        if len(raw) == 4:
+            return int.from_bytes(raw, "little")
+        return bytes(raw)
+    if vr == "AT":
+        if len(raw) % 4:
+            return bytes(raw)
+        out = []
+        for i in range(0, len(raw), 4):
+            group, elem = struct.unpack_from("<HH", raw, i)
+            out.append((group << 16) | elem)
+        return out
+    if vr in ("UI", "AE", "LO", "SH", "CS", "ST", "LT"):
+        text = bytes(raw).decode("ascii", "replace")
+        if vr == "UI":
+            return text.rstrip("\x00 ")
+        return text.strip(" \x00")
+    return bytes(raw)
+
+
+_VALUE_SIZE = {"US": 2, "UL": 4}
+
+
+def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
+    """Decode an Implicit VR Little Endian command set.
+
+    Never raises for malformed input: faults go to ``CommandSet.problems``
+    and decoding stops at the first element whose length runs past the end.
+    """
+    result = CommandSet()
+    view = memoryview(data)
+    size = len(view)
+    offset = 0
+    previous_tag = -1
+    group_length_end: int | None = None
+    while offset < size:
+        if size - offset < 8:
+            result.problems.append(
+                f"{size - offset} trailing bytes at offset {offset} are too short for an element header"
+            )
+            break
+        group, elem, length = _HEADER.unpack_from(view, offset)
+        tag = (group << 16) | elem
+        start = offset + 8
+        if length > size - start:
+            result.problems.append(
+                f"element ({group:04X},{elem:04X}) at offset {offset} has length {length}, "
+                f"but only {size - start} bytes remain"
+            )
+            break
+        raw = view[start:start + length]
+        vr, keyword = _DICTIONARY.get(tag, ("UN", ""))
+        if group != 0x0000:
+            result.problems.append(f"element ({group:04X},{elem:04X}) is not in group 0000")
+        elif not keyword:
+            result.problems.append(f"element ({group:04X},{elem:04X}) is not a known command element")
+        if tag <= previous_tag:
+            result.problems.append(f"element ({group:04X},{elem:04X}) is out of ascending order")
+        if length % 2:
+            result.problems.append(f"element ({group:04X},{elem:04X}) has odd length {length}")
+        expected = _VALUE_SIZE.get(vr)
+        if expected is not None and length != expected:
+            result.problems.append(
+                f"element ({group:04X},{elem:04X}) {vr} has length {length}, expected {expected}"
+            )
+        element = CommandElement(tag, keyword, vr, length, _decode_value(vr, raw))
+        result.elements.append(element)
+        if keyword and keyword not in result._by_keyword:
+            result._by_keyword[keyword] = element
+        elif keyword:
+            result.problems.append(f"element {keyword} appears more than once")
+        if tag == 0x00000000 and isinstance(element.value, int):
+            group_length_end = start + length + element.value
+        previous_tag = tag
+        offset = start + length
+    if group_length_end is not None and group_length_end != size:
+        result.problems.append(
+            f"Command Group Length says the command set ends at byte {group_length_end}, "
+            f"but it has {size} bytes"
+        )
+    return result

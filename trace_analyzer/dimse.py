@@ -1,0 +1,183 @@
+"""DIMSE message assembly from PDVs (PS3.8 Annex E, PS3.7 6.3.1).
+
+Layer: DIMSE. One :class:`MessageAssembler` per association direction is fed
+the PDV items of P-DATA-TF PDUs, in order, and gives back complete
+:class:`DimseMessage` records and :class:`DimseProblem` records. It joins
+command fragments, decodes the command set with :mod:`.commandset`, and
+then either keeps the data set bytes (identifiers, status data sets: small)
+or only counts them (C-STORE data sets: bulk). No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .commandset import C_STORE_RQ, CommandSet, decode_command_set
+
+#: Data sets larger than this are counted, not kept, even when wanted:
+#: an identifier is a few hundred bytes; anything this big is bulk or hostile.
+MAX_KEPT_DATA_SET = 4 * 1024 * 1024
+#: A command set is a few hundred bytes; bound the buffer against garbage.
+MAX_COMMAND_SET = 1024 * 1024
+
+
+@dataclass(slots=True)
+class DimseMessage:
+    """One DIMSE message: its command set and what followed it.
+
+    ``frame``/``time`` are where the command set became complete (the frame
+    that completed the PDU holding its last fragment, as Wireshark numbers
+    frames). ``data_set`` holds the data set bytes when they were kept;
+    ``data_set_length`` always counts them.
+    """
+
+    command: CommandSet
+    context_id: int
+    frame: int
+    time: float
+    sender: str = ""  # "requestor" or "acceptor" of the association
+    data_set: bytes | None = None
+    data_set_length: int = 0
+    data_set_expected: bool = False
+    data_set_complete: bool = False
+    data_frame: int | None = None
+    data_time: float | None = None
+    problems: list[str] = field(default_factory=list)
+    # Filled in by the association layer.
+    capture: str = ""
+    association: int = 0
+    transfer_syntax: str | None = None
+
+    @property
+    def command_field(self) -> int | None:
+        return self.command.command_field
+
+    @property
+    def name(self) -> str:
+        return self.command.command_name
+
+
+@dataclass(frozen=True, slots=True)
+class DimseProblem:
+    """A fault in PDV framing or message assembly, with where it was seen."""
+
+    frame: int
+    time: float
+    code: str
+    detail: str
+
+
+def _keep_data_set(command: CommandSet) -> bool:
+    return command.command_field != C_STORE_RQ
+
+
+class MessageAssembler:
+    """Assemble the messages of one direction of an association."""
+
+    def __init__(self, sender: str = "") -> None:
+        self.sender = sender
+        self._command = bytearray()
+        self._command_context: int | None = None
+        self._pending: DimseMessage | None = None  # command done, data set awaited
+        self._data: bytearray | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while a message is partly received."""
+        return bool(self._command) or self._pending is not None
+
+    def feed_pdv(
+        self, context_id: int, control: int, fragment: bytes | memoryview, frame: int, time: float
+    ) -> list[DimseMessage | DimseProblem]:
+        out: list[DimseMessage | DimseProblem] = []
+        if control & 0xFC:
+            out.append(DimseProblem(frame, time, "PDV-FLAGS",
+                                    f"PDV message control header 0x{control:02X} has reserved bits set"))
+        is_command = bool(control & 0x01)
+        is_last = bool(control & 0x02)
+        if is_command:
+            if self._pending is not None:
+                self._pending.problems.append("data set never completed before the next command")
+                out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+                                        f"{self._pending.name} data set ended without a last fragment "
+                                        "when a new command began"))
+                out.append(self._finish_pending())
+            if self._command_context is not None and context_id != self._command_context:
+                out.append(DimseProblem(frame, time, "PDV-CONTEXT",
+                                        f"command fragment on context {context_id} continues a command "
+                                        f"begun on context {self._command_context}"))
+            self._command_context = context_id
+            if len(self._command) + len(fragment) > MAX_COMMAND_SET:
+                out.append(DimseProblem(frame, time, "DIMSE-COMMAND-SIZE",
+                                        f"command set exceeds {MAX_COMMAND_SET} bytes; discarded"))
+                self._command.clear()
+                self._command_context = None
+                return out
+            self._command += fragment
+            if is_last:
+                out.extend(self._command_complete(frame, time))
+            return out
+        # data fragment
+        pending = self._pending
+        if pending is None:
+            out.append(DimseProblem(frame, time, "DIMSE-ORPHAN-DATA",
+                                    f"{len(fragment)} data set bytes on context {context_id} "
+                                    "with no command awaiting a data set"))
+            return out
+        if context_id != pending.context_id:
+            pending.problems.append(
+                f"data fragment on context {context_id}, command on context {pending.context_id}")
+        pending.data_set_length += len(fragment)
+        if self._data is not None:
+            if len(self._data) + len(fragment) > MAX_KEPT_DATA_SET:
+                pending.problems.append(f"data set larger than {MAX_KEPT_DATA_SET} bytes; counted, not kept")
+                self._data = None
+            else:
+                self._data += fragment
+        if is_last:
+            pending.data_set_complete = True
+            pending.data_frame = frame
+            pending.data_time = time
+            out.append(self._finish_pending())
+        return out
+
+    def _command_complete(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
+        command = decode_command_set(self._command)
+        message = DimseMessage(command, self._command_context or 0, frame, time, self.sender)
+        self._command = bytearray()
+        self._command_context = None
+        if command.has_data_set:
+            message.data_set_expected = True
+            self._pending = message
+            self._data = bytearray() if _keep_data_set(command) else None
+            return []
+        return [message]
+
+    def _finish_pending(self) -> DimseMessage:
+        message = self._pending
+        assert message is not None
+        if self._data is not None:
+            message.data_set = bytes(self._data)
+        self._pending = None
+        self._data = None
+        return message
+
+    def close(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
+        """End of stream: hand over whatever is partly received."""
+        out: list[DimseMessage | DimseProblem] = []
+        if self._pending is not None:
+            self._pending.problems.append("stream ended before the data set was complete")
+            out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+                                    f"{self._pending.name} data set incomplete at end of stream "
+                                    f"({self._pending.data_set_length} bytes seen)"))
+            out.append(self._finish_pending())
+        if self._command:
+            out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+                                    f"command set incomplete at end of stream ({len(self._command)} bytes seen)"))
+            self._command.clear()
+            self._command_context = None
+        return out
+
+    def reset(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
+        """A hole in the stream: drop partial state, keep what is whole."""
+        return self.close(frame, time)
