@@ -1,0 +1,227 @@
+"""The pipeline: captures in, an :class:`Analysis` out.
+
+Wires the layers together: capture records -> TCP segments -> reassembled
+streams -> association sessions (PDUs, DIMSE messages) -> primitives ->
+C-GET correlation. This module and :mod:`.capture` are the only places that
+know about files; :class:`CaptureAnalyzer` itself takes records from any
+source, so a live packet feed can drive it the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .association import AssociationRecord, AssociationSession, Problem
+from .capture import CaptureError, CaptureRecord, read_capture
+from .dimse import DimseMessage
+from .operations import Correlator, Operation, SubOperation
+from .packets import Skip, decode_tcp
+from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
+from .tcp import ConnectionClosed, ConnectionOpened, StreamData, StreamGap, TcpReassembler
+
+if TYPE_CHECKING:
+    import pandas
+
+
+@dataclass(slots=True)
+class CaptureSummary:
+    capture: str
+    frames: int = 0
+    bytes: int = 0
+    tcp_frames: int = 0
+    skipped_frames: dict[str, int] = field(default_factory=dict)
+    connections: int = 0
+    dicom_connections: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    error: str | None = None  # the file could not be read at all
+
+
+class CaptureAnalyzer:
+    """Analyse one capture, fed record by record. No I/O."""
+
+    def __init__(self, capture: str, ports: Iterable[int] = (),
+                 next_association_id: Callable[[], int] | None = None) -> None:
+        self.capture = capture
+        self.ports = frozenset(ports)
+        self.summary = CaptureSummary(capture)
+        self.associations: list[AssociationRecord] = []
+        self.messages: list[C_GET | C_STORE | C_CANCEL] = []
+        self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
+        self.problems: list[Problem] = []
+        self.correlator = Correlator()
+        self._tcp = TcpReassembler()
+        self._sessions: dict[int, AssociationSession] = {}
+        if next_association_id is None:
+            counter = iter(range(1, 1 << 62))
+            next_association_id = counter.__next__
+        self._next_id = next_association_id
+
+    def problem(self, frame: int, time: float, code: str, detail: str) -> None:
+        self.problems.append(Problem(self.capture, frame, time, None, code, detail))
+
+    def feed(self, record: CaptureRecord) -> None:
+        summary = self.summary
+        summary.frames += 1
+        summary.bytes += len(record.data)
+        if summary.first_time is None:
+            summary.first_time = record.time
+        summary.last_time = record.time
+        try:
+            segment = decode_tcp(record.linktype, record.data)
+        except Skip as skip:
+            reason = str(skip)
+            summary.skipped_frames[reason] = summary.skipped_frames.get(reason, 0) + 1
+            return
+        summary.tcp_frames += 1
+        for event in self._tcp.feed(segment, record.frame, record.time):
+            self._tcp_event(event)
+
+    def finish(self) -> None:
+        frame = self.summary.frames
+        time = self.summary.last_time or 0.0
+        for event in self._tcp.close(frame, time):
+            self._tcp_event(event)
+        self.correlator.finish()
+
+    def _tcp_event(self, event) -> None:
+        if isinstance(event, (StreamData, StreamGap)):
+            session = self._sessions.get(event.conn)
+            if session is not None:
+                was_dicom = session.is_dicom
+                self._outputs(session.feed(event))
+                if session.is_dicom and not was_dicom:
+                    self.summary.dicom_connections += 1
+                    self.associations.append(session.record)
+                elif session.is_dicom is False:
+                    del self._sessions[event.conn]
+        elif isinstance(event, ConnectionOpened):
+            self.summary.connections += 1
+            forced = any(endpoint.rsplit(":", 1)[1] in self._port_strings
+                         for endpoint in (event.client, event.server))
+            self._sessions[event.conn] = AssociationSession(
+                self.capture, self._next_id, event.client, event.server, forced, event.saw_syn)
+        elif isinstance(event, ConnectionClosed):
+            session = self._sessions.pop(event.conn, None)
+            if session is not None:
+                self._outputs(session.close(event.frame, event.time))
+                if session.is_dicom:
+                    self.correlator.close_association(self.capture, session.record.association)
+
+    @property
+    def _port_strings(self) -> frozenset[str]:
+        return frozenset(str(port) for port in self.ports)
+
+    def _outputs(self, results: list) -> None:
+        for result in results:
+            if isinstance(result, Problem):
+                self.problems.append(result)
+                continue
+            primitive = primitive_from_message(result)
+            if primitive is None:
+                self.other_messages.append(result)
+                continue
+            self.messages.append(primitive)
+            self.correlator.feed(primitive)
+
+
+class Analysis:
+    """Everything decoded from one or more captures.
+
+    The tables are pandas DataFrames built on first use; the primitives
+    (:class:`~trace_analyzer.primitives.C_GET` and the lighter C-STORE and
+    C-CANCEL records) are in ``primitives``, in capture order.
+    """
+
+    def __init__(self, analyzers: list[CaptureAnalyzer], failures: list[CaptureSummary]) -> None:
+        self.captures: list[CaptureSummary] = [a.summary for a in analyzers] + failures
+        self.association_records: list[AssociationRecord] = [r for a in analyzers for r in a.associations]
+        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for a in analyzers for m in a.messages]
+        self.other_messages: list[DimseMessage] = [m for a in analyzers for m in a.other_messages]
+        self.operation_records: list[Operation] = [o for a in analyzers for o in a.correlator.operations]
+        self.unlinked_stores: list[SubOperation] = [
+            s for a in analyzers for s in a.correlator.unlinked_stores]
+        self.problem_records: list[Problem] = [p for a in analyzers for p in a.problems]
+        self._tables: dict[str, Any] = {}
+
+    @property
+    def errors(self) -> list[str]:
+        """Captures that could not be read, one line each."""
+        return [c.error for c in self.captures if c.error]
+
+    @property
+    def c_gets(self) -> list[C_GET]:
+        return [m for m in self.primitives if isinstance(m, C_GET)]
+
+    def table(self, name: str) -> pandas.DataFrame:
+        if name not in self._tables:
+            from . import tables
+
+            self._tables[name] = tables.build(name, self)
+        return self._tables[name]
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        """A table as plain rows (no pandas needed)."""
+        from . import tables
+
+        return tables.rows(name, self)
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        from . import tables
+
+        return {name: tables.rows(name, self) for name in tables.TABLES}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def __getattr__(self, name: str):
+        from . import tables
+
+        if name in tables.TABLES:
+            return self.table(name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return (f"<Analysis captures={len(self.captures)} associations={len(self.association_records)} "
+                f"c_gets={len(self.operation_records)} problems={len(self.problem_records)}>")
+
+
+def analyze_capture(path: str, ports: Iterable[int] = (),
+                    next_association_id: Callable[[], int] | None = None,
+                    on_progress: Callable[[int], None] | None = None) -> CaptureAnalyzer:
+    """Read and analyse one capture file. Raises CaptureError if it cannot be opened."""
+    analyzer = CaptureAnalyzer(path, ports, next_association_id)
+
+    def problem(frame: int, text: str) -> None:
+        analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
+
+    for record in read_capture(path, problem):
+        analyzer.feed(record)
+        if on_progress is not None:
+            on_progress(len(record.data) + 16)
+    analyzer.finish()
+    return analyzer
+
+
+def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
+            on_progress: Callable[[int], None] | None = None) -> Analysis:
+    """Analyse one or more capture files.
+
+    ``ports`` forces DICOM decoding on those TCP ports (DICOM is otherwise
+    detected on any port). A file that cannot be read is reported in
+    ``Analysis.errors`` and the others are still analysed.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    counter = iter(range(1, 1 << 62))
+    analyzers, failures = [], []
+    for path in paths:
+        path = str(path)
+        try:
+            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress))
+        except CaptureError as exc:
+            failures.append(CaptureSummary(path, error=str(exc)))
+    return Analysis(analyzers, failures)

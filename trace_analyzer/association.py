@@ -1,0 +1,311 @@
+"""One DICOM association on one TCP connection.
+
+Layer: association (Upper Layer state). An :class:`AssociationSession` is fed
+the TCP events of one connection and gives back the DIMSE messages found in
+it, each tagged with its association, sender and transfer syntax, and the
+problems met on the way. It decides whether the connection carries DICOM at
+all (an A-ASSOCIATE-RQ at the start of a direction, or mid-stream a P-DATA-TF
+holding a command set), decodes the association set-up and tear-down, and
+keeps the :class:`AssociationRecord` that the tables report. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .commandset import C_CANCEL_RQ, C_GET_RQ, C_STORE_RSP
+from .dimse import DimseMessage, DimseProblem, MessageAssembler
+from .pdu import (
+    A_ABORT,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RP,
+    A_RELEASE_RQ,
+    P_DATA_TF,
+    Pdu,
+    PduReader,
+    UlProblem,
+    plausible_pdu_at,
+    split_pdvs,
+)
+from .pdu_items import (
+    Abort,
+    AssociateParameters,
+    AssociateReject,
+    decode_abort,
+    decode_associate,
+    decode_reject,
+)
+from .tcp import StreamData, StreamGap
+
+#: Bytes of a direction searched for a command PDV before the connection is
+#: declared not DICOM (unless its port was forced).
+DETECTION_BUDGET = 2 * 1024 * 1024
+
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+
+REQUESTOR, ACCEPTOR = "requestor", "acceptor"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong in the capture or the protocol, with where it was seen."""
+
+    capture: str
+    frame: int
+    time: float
+    association: int | None
+    code: str
+    detail: str
+
+
+@dataclass(slots=True)
+class AssociationRecord:
+    capture: str
+    association: int
+    client: str  # the requestor's "ip:port" when known, else the TCP client
+    server: str
+    request: AssociateParameters | None = None
+    accept: AssociateParameters | None = None
+    reject: AssociateReject | None = None
+    abort: Abort | None = None
+    abort_sender: str | None = None
+    release_requested: bool = False
+    released: bool = False
+    mid_stream: bool = False  # the capture began after the A-ASSOCIATE
+    closed: bool = False
+    start_time: float = 0.0
+    end_time: float = 0.0
+    first_frame: int = 0
+    last_frame: int = 0
+    pdus: int = 0
+    messages: int = 0
+    #: Transfer syntax per presentation context ID, from the A-ASSOCIATE-AC.
+    transfer_syntaxes: dict[int, str] = field(default_factory=dict)
+    abstract_syntaxes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        if self.reject is not None:
+            return "rejected"
+        if self.abort is not None:
+            return "aborted"
+        if self.released:
+            return "released"
+        # Accepted and still open; once the stream ends without a release it is incomplete.
+        return "accepted" if self.accept is not None and not self.closed else "incomplete"
+
+
+class _Side:
+    __slots__ = ("endpoint", "reader", "assembler", "seen", "detect_bytes")
+
+    def __init__(self, endpoint: str, reader: PduReader) -> None:
+        self.endpoint = endpoint
+        self.reader = reader
+        self.assembler = MessageAssembler()
+        self.seen = False
+        self.detect_bytes = 0
+
+
+class AssociationSession:
+    """Follow one TCP connection; give back its DICOM messages."""
+
+    def __init__(self, capture: str, next_id: Callable[[], int], client: str, server: str,
+                 forced: bool = False, saw_syn: bool = False) -> None:
+        self.record = AssociationRecord(capture, 0, client, server)
+        self.capture = capture
+        self._next_id = next_id
+        #: None until the connection is known to carry DICOM; False once it is known not to.
+        self.is_dicom: bool | None = None
+        self._forced = forced
+        self._saw_syn = saw_syn
+        self._requestor: str | None = None
+        self._sides: dict[str, _Side] = {}
+        for endpoint in (client, server):
+            self._sides[endpoint] = _Side(endpoint, PduReader(synced=False, require_command=not forced))
+
+    # -- input ---------------------------------------------------------------
+
+    def feed(self, event: StreamData | StreamGap) -> list[DimseMessage | Problem]:
+        if self.is_dicom is False:
+            return []
+        side = self._sides.get(event.src)
+        if side is None:
+            return []
+        out: list[DimseMessage | Problem] = []
+        if isinstance(event, StreamGap):
+            self._hole(side, event, out)
+            return out
+        if not side.seen:
+            side.seen = True
+            self._look_at_start(side, event.data)
+        results = side.reader.feed(event.data, event.frame, event.time)
+        if self.is_dicom is None:
+            if any(isinstance(r, Pdu) for r in results) or (self._forced and results):
+                self._found_dicom(side, results)
+            else:
+                side.detect_bytes += len(event.data)
+                if not self._forced and all(s.detect_bytes > DETECTION_BUDGET or not s.seen for s in self._sides.values()):
+                    self.is_dicom = False
+                return []
+        for result in results:
+            if isinstance(result, UlProblem):
+                out.append(self._problem(result.frame, result.time, result.code, result.detail))
+            else:
+                self._pdu(side, result, out)
+        return out
+
+    def close(self, frame: int, time: float) -> list[DimseMessage | Problem]:
+        out: list[DimseMessage | Problem] = []
+        if not self.is_dicom:
+            return out
+        self.record.closed = True
+        for side in self._sides.values():
+            pending = side.reader.pending
+            if pending and side.reader.synced:
+                out.append(self._problem(frame, time, "CAPTURE-TRUNCATED",
+                                         f"{pending} bytes of an unfinished PDU from {side.endpoint} "
+                                         "when the stream ended"))
+            self._collect(side, side.assembler.close(frame, time), out)
+        return out
+
+    # -- detection -----------------------------------------------------------
+
+    def _look_at_start(self, side: _Side, data: bytes) -> None:
+        """A stream that begins with an A-ASSOCIATE is DICOM from its first byte."""
+        head = bytearray(data[:16])
+        if plausible_pdu_at(head, 0, False) is not False and head[:1] in (b"\x01", b"\x02", b"\x03"):
+            if len(head) >= 8 and head[6:8] == b"\x00\x01":
+                side.reader.synced = True
+
+    def _found_dicom(self, side: _Side, results: list) -> None:
+        self.is_dicom = True
+        self.record.association = self._next_id()
+        first = next((r for r in results if isinstance(r, Pdu)), None)
+        self.record.mid_stream = first is None or first.type != A_ASSOCIATE_RQ
+        for other in self._sides.values():
+            other.reader.require_command = False  # now known DICOM: any PDU will do
+
+    # -- PDUs ----------------------------------------------------------------
+
+    def _pdu(self, side: _Side, pdu: Pdu, out: list) -> None:
+        record = self.record
+        if record.pdus == 0:
+            record.start_time, record.first_frame = pdu.time, pdu.first_frame
+        record.pdus += 1
+        record.end_time = max(record.end_time, pdu.time)
+        record.last_frame = max(record.last_frame, pdu.frame)
+        if pdu.type == P_DATA_TF:
+            pdvs, fault = split_pdvs(pdu.body)
+            for pdv in pdvs:
+                self._collect(side, side.assembler.feed_pdv(pdv.context_id, pdv.control, pdv.data,
+                                                            pdu.frame, pdu.time), out)
+            if fault:
+                out.append(self._problem(pdu.frame, pdu.time, "UL-PDV", fault))
+        elif pdu.type == A_ASSOCIATE_RQ:
+            self._requestor = side.endpoint
+            record.client = side.endpoint
+            record.server = next(e for e in self._sides if e != side.endpoint)
+            record.request = decode_associate(pdu.body, True)
+            record.mid_stream = False
+            self._note_problems(pdu, record.request.problems, out)
+        elif pdu.type == A_ASSOCIATE_AC:
+            self._set_acceptor(side.endpoint)
+            record.accept = decode_associate(pdu.body, False)
+            self._note_problems(pdu, record.accept.problems, out)
+            self._negotiated(record)
+        elif pdu.type == A_ASSOCIATE_RJ:
+            self._set_acceptor(side.endpoint)
+            record.reject = decode_reject(pdu.body)
+        elif pdu.type == A_RELEASE_RQ:
+            record.release_requested = True
+        elif pdu.type == A_RELEASE_RP:
+            record.released = True
+        elif pdu.type == A_ABORT:
+            record.abort = decode_abort(pdu.body)
+            record.abort_sender = self._sender(side.endpoint)
+
+    def _set_acceptor(self, endpoint: str) -> None:
+        if self._requestor is None:
+            self._requestor = next(e for e in self._sides if e != endpoint)
+            self.record.client, self.record.server = self._requestor, endpoint
+
+    def _negotiated(self, record: AssociationRecord) -> None:
+        offered = {c.id: c for c in record.request.contexts} if record.request else {}
+        for context in record.accept.contexts:
+            if context.result == 0 and context.transfer_syntaxes:
+                record.transfer_syntaxes[context.id] = context.transfer_syntaxes[0]
+            proposed = offered.get(context.id)
+            if proposed is not None and proposed.abstract_syntax:
+                record.abstract_syntaxes[context.id] = proposed.abstract_syntax
+
+    def _note_problems(self, pdu: Pdu, problems: list[str], out: list) -> None:
+        for text in problems:
+            out.append(self._problem(pdu.frame, pdu.time, "UL-ITEM", f"{pdu.name}: {text}"))
+
+    # -- messages ------------------------------------------------------------
+
+    def _collect(self, side: _Side, results: list, out: list) -> None:
+        for result in results:
+            if isinstance(result, DimseProblem):
+                out.append(self._problem(result.frame, result.time, result.code, result.detail))
+                continue
+            message: DimseMessage = result
+            if self._requestor is None:
+                self._infer_roles(side.endpoint, message)
+            message.sender = self._sender(side.endpoint)
+            message.capture = self.capture
+            message.association = self.record.association
+            message.transfer_syntax = self._transfer_syntax(message)
+            self.record.messages += 1
+            out.append(message)
+            for text in message.command.problems:
+                out.append(self._problem(message.frame, message.time, "CMD-ENCODING",
+                                         f"{message.name} command set: {text}"))
+
+    def _infer_roles(self, endpoint: str, message: DimseMessage) -> None:
+        """Mid-stream: who asked for the association? Judge by what they send."""
+        if message.command_field in (C_GET_RQ, C_CANCEL_RQ, C_STORE_RSP):
+            requestor = endpoint
+        elif self._saw_syn:
+            requestor = self.record.client
+        else:
+            requestor = next(e for e in self._sides if e != endpoint)
+        self._requestor = requestor
+        self.record.client = requestor
+        self.record.server = next(e for e in self._sides if e != requestor)
+
+    def _sender(self, endpoint: str) -> str:
+        if self._requestor is None:
+            return ""
+        return REQUESTOR if endpoint == self._requestor else ACCEPTOR
+
+    def _transfer_syntax(self, message: DimseMessage) -> str | None:
+        syntax = self.record.transfer_syntaxes.get(message.context_id)
+        if syntax is not None or message.data_set is None:
+            return syntax
+        # No A-ASSOCIATE-AC in the capture: tell explicit from implicit VR by
+        # whether the first element carries a two-letter VR.
+        data = message.data_set
+        if len(data) >= 6 and data[4:6].isalpha() and data[4:6].isupper():
+            return EXPLICIT_VR_LE
+        return IMPLICIT_VR_LE
+
+    # -- faults --------------------------------------------------------------
+
+    def _hole(self, side: _Side, gap: StreamGap, out: list) -> None:
+        if self.is_dicom is None:
+            side.reader.lose_sync(gap.size)
+            return
+        dropped = side.reader.lose_sync(gap.size)
+        size = f"{gap.size} bytes" if gap.size else "an unknown number of bytes"
+        out.append(self._problem(gap.frame, gap.time, "CAPTURE-HOLE",
+                                 f"{size} from {side.endpoint} missing ({gap.detail}); "
+                                 f"{dropped} buffered bytes of a partial PDU dropped, resynchronising"))
+        self._collect(side, side.assembler.reset(gap.frame, gap.time), out)
+
+    def _problem(self, frame: int, time: float, code: str, detail: str) -> Problem:
+        return Problem(self.capture, frame, time, self.record.association, code, detail)

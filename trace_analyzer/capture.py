@@ -1,0 +1,102 @@
+"""Capture file input: pcap, pcapng and their gzip-compressed forms.
+
+Layer: capture (the only layer that touches files). Reads records with
+scapy's raw readers, without dissecting them, and yields
+:class:`CaptureRecord` items numbered as Wireshark numbers frames. A file
+that cannot be opened raises :class:`CaptureError`; a record cut short at the
+end of the file stops the iteration and is reported through ``on_problem``,
+so everything read before it is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from scapy.error import Scapy_Exception
+from scapy.utils import RawPcapNgReader, RawPcapReader
+
+# Loopback frames exceed 65535 bytes and scapy's readers cut at 65535 unless
+# asked for more; this is larger than any record a capture can hold.
+_NO_CUT = 1 << 31
+
+# scapy logs each damaged record as a warning; we report them ourselves.
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+
+
+class CaptureError(Exception):
+    """A capture file that cannot be read at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    frame: int  # 1-based, as in Wireshark
+    time: float  # seconds since the epoch
+    linktype: int
+    data: bytes
+    wirelen: int
+
+
+def _open_reader(path: str):
+    if not os.path.exists(path):
+        raise CaptureError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CaptureError(f"{path}: is a directory, not a capture file")
+    if not os.access(path, os.R_OK):
+        raise CaptureError(f"{path}: permission denied")
+    if os.path.getsize(path) == 0:
+        raise CaptureError(f"{path}: empty file")
+    try:
+        # RawPcapReader's metaclass picks the pcap or pcapng reader and
+        # sees through gzip compression.
+        return RawPcapReader(path)
+    except Scapy_Exception as exc:
+        raise CaptureError(f"{path}: not a pcap or pcapng capture ({exc})") from None
+    except (OSError, EOFError, struct.error, ValueError) as exc:
+        raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
+
+
+def read_capture(
+    path: str, on_problem: Callable[[int, str], None] | None = None
+) -> Iterator[CaptureRecord]:
+    """Yield every record of the capture at ``path``.
+
+    ``on_problem(frame, text)`` hears of a file that ends inside a record
+    (the part present is still yielded, as a snaplen cut would be).
+    """
+    reader = _open_reader(path)
+    frame = 0
+    is_ng = isinstance(reader, RawPcapNgReader)
+    handle = reader.f
+    try:
+        while True:
+            position = handle.tell()
+            try:
+                data, meta = reader._read_packet(size=_NO_CUT)
+            except EOFError:
+                if handle.tell() != position and on_problem is not None:
+                    on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
+                break
+            except (OSError, struct.error, ValueError, Scapy_Exception) as exc:
+                if on_problem is not None:
+                    on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({exc}); "
+                                          "the rest of the file is skipped")
+                break
+            frame += 1
+            if is_ng:
+                linktype = meta.linktype
+                time = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+                wirelen = meta.wirelen if meta.wirelen is not None else len(data)
+            else:
+                linktype = reader.linktype
+                time = meta.sec + meta.usec / (1e9 if reader.nano else 1e6)
+                wirelen = meta.wirelen
+                if len(data) < meta.caplen and on_problem is not None:
+                    on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
+                                      f"{meta.caplen} bytes present): the file is truncated")
+            yield CaptureRecord(frame, time, linktype, data, wirelen)
+    finally:
+        reader.close()

@@ -1,0 +1,219 @@
+"""Command line: ``trace-analyzer analyze CAPTURE... [--port N] [--format table|json|csv] [--output PATH]``.
+
+Layer: presentation. Exit status: 0 when every capture was analysed, 2 with
+a one-line message per problem for unusable arguments or unreadable input
+(the readable captures are still analysed and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .analysis import Analysis, analyze
+from .tables import COLUMNS, TABLES
+
+#: Columns shown per table in the terminal; everything is in json/csv.
+TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "associations": ("association", "client", "server", "calling_ae", "called_ae",
+                     "requestor_implementation_version", "acceptor_implementation_version",
+                     "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame"),
+    "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
+                 "transfer_syntax_name", "requestor_scp_role", "acceptor_scp_role"),
+    "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "request_frame",
+                   "status_hex", "status_category", "remaining", "completed", "failed", "warning",
+                   "pending_responses", "sub_operations", "sub_operations_failed", "cancel_requested",
+                   "duration_s", "status_meaning", "error_comment", "offending_element"),
+    "progress": ("association", "message_id", "frame", "elapsed_s", "status_hex", "status_category",
+                 "remaining", "completed", "failed", "warning"),
+    "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
+                       "affected_sop_instance_uid", "request_frame", "response_frame", "status_hex",
+                       "status_category", "status_meaning", "dataset_bytes", "latency_s"),
+    "statuses": ("service", "status_hex", "category", "meaning", "responses", "operations"),
+    "offending_elements": ("association", "message_id", "frame", "status_hex", "tag", "keyword",
+                           "error_comment"),
+    "problems": ("frame", "association", "code", "detail"),
+}
+TITLES = {
+    "associations": "Associations", "contexts": "Presentation contexts", "operations": "C-GET operations",
+    "progress": "C-GET responses (progress)", "sub_operations": "C-STORE sub-operations",
+    "statuses": "Non-success statuses", "offending_elements": "Offending elements and error comments",
+    "problems": "Capture and protocol problems",
+}
+MAX_CELL = 48
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trace-analyzer",
+                     description="Rebuild and check DICOM C-GET exchanges from pcap/pcapng captures.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("analyze", help="decode every C-GET exchange in the captures")
+    run.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (may be gzipped)")
+    run.add_argument("--port", type=int, action="append", default=[], metavar="N",
+                     help="decode TCP port N as DICOM (repeatable); DICOM is otherwise detected on any port")
+    run.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    run.add_argument("--output", metavar="PATH",
+                     help="json: the file to write (default: standard output); csv: the folder "
+                          "(default: ./trace-analyzer-csv); table: the file (default: standard output)")
+    return parser
+
+
+# -- progress ----------------------------------------------------------------
+
+
+class _Progress:
+    """Bytes read and rate on stderr, redrawn at most a few times a second."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, size: int) -> None:
+        self.done += size
+        now = time.monotonic()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-6) / 1e6
+        percent = min(100.0, 100.0 * self.done / self.total)
+        self.stream.write(f"\r{percent:5.1f}%  {self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB"
+                          f"  {rate:,.1f} MB/s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.last:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+# -- output ------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    text = str(value)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(row.get(c)) for row in rows) for c in columns]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if n else v.ljust(w)
+                         for v, w, n in zip(values, widths, numeric, strict=True)).rstrip()
+
+    out = [line(columns), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def render_text(analysis: Analysis) -> str:
+    captures = analysis.rows("captures")
+    operations = analysis.rows("operations")
+    out = []
+    for capture in captures:
+        if capture["error"]:
+            continue
+        out.append(f"Capture {capture['capture']}: {capture['frames']} frames, {capture['tcp_frames']} TCP, "
+                   f"{capture['dicom_connections']} DICOM association(s)")
+    by_status: dict[str, int] = {}
+    for row in operations:
+        key = row["status_category"] or "no final response"
+        by_status[key] = by_status.get(key, 0) + 1
+    summary = ", ".join(f"{count} {key}" for key, count in sorted(by_status.items()))
+    out.append(f"C-GET operations: {len(operations)}" + (f" ({summary})" if summary else ""))
+    for name, columns in TERMINAL_COLUMNS.items():
+        rows = analysis.rows(name)
+        if not rows and name in ("offending_elements", "problems", "statuses"):
+            continue
+        out.append("")
+        out.append(f"{TITLES[name]} ({len(rows)})")
+        out.append(format_table(rows, columns) if rows else "(none)")
+    return "\n".join(out) + "\n"
+
+
+def _write_csv(analysis: Analysis, folder: str) -> None:
+    os.makedirs(folder, exist_ok=True)
+    for name in TABLES:
+        with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS[name]))
+            writer.writeheader()
+            for row in analysis.rows(name):
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _emit(text: str, path: str | None) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    progress = None
+    if sys.stderr.isatty():
+        total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
+        progress = _Progress(total, sys.stderr)
+    analysis = analyze(args.captures, ports=args.port, on_progress=progress)
+    if progress is not None:
+        progress.close()
+    for error in analysis.errors:
+        print(f"trace-analyzer: {error}", file=sys.stderr)
+    if args.format == "json":
+        _emit(analysis.to_json() + "\n", args.output)
+    elif args.format == "csv":
+        folder = args.output or "trace-analyzer-csv"
+        _write_csv(analysis, folder)
+        print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {folder}", file=sys.stderr)
+    elif len(analysis.errors) < len(analysis.captures):
+        _emit(render_text(analysis), args.output)
+    return 2 if analysis.errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "analyze":
+            return run_analyze(args)
+    except UsageError as exc:
+        print(f"trace-analyzer: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"trace-analyzer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

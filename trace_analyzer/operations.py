@@ -1,0 +1,219 @@
+"""C-GET correlation, per association (PS3.7 9.1.3, PS3.4 C.4.3; catalog 3.7).
+
+Layer: operations. A :class:`Correlator` is fed the primitives of one
+capture in capture order and links, per association: each C-GET-RQ with its
+responses (by Message ID Being Responded To), its C-CANCEL-RQs, the C-STORE
+sub-operations its performer sends while it is outstanding, and their
+C-STORE-RSPs. No C-STORE field names its C-GET, so a sub-operation is linked
+by direction and time; when two C-GETs of the same invoker are outstanding
+the link is ambiguous and the record says so instead of guessing. No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .primitives import C_CANCEL, C_GET, C_STORE
+from .status import status_category
+
+#: Sub-operations seen before any C-GET they could belong to (a capture
+#: that starts mid-retrieve) wait here for a C-GET-RSP that adopts them.
+MAX_ORPHANS = 65536
+
+PENDING = (0xFF00, 0xFF01)
+
+
+@dataclass(slots=True)
+class SubOperation:
+    """One C-STORE sub-operation: its request, its response, its C-GET."""
+
+    request: C_STORE | None = None
+    response: C_STORE | None = None
+    get_message_id: int | None = None
+    #: Message IDs of every C-GET it could belong to when more than one was outstanding.
+    candidates: tuple[int, ...] = ()
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.candidates) > 1
+
+
+@dataclass(slots=True)
+class Operation:
+    """One C-GET operation and everything linked to it."""
+
+    capture: str
+    association: int
+    message_id: int
+    invoker: str  # "requestor" or "acceptor": who sent the C-GET-RQ
+    request: C_GET | None = None
+    responses: list[C_GET] = field(default_factory=list)
+    cancels: list[C_CANCEL] = field(default_factory=list)
+    sub_operations: list[SubOperation] = field(default_factory=list)
+    #: Responses that arrived after the final one.
+    late_responses: list[C_GET] = field(default_factory=list)
+    #: True when another C-GET of the same invoker was outstanding at the same time.
+    overlapped: bool = False
+
+    @property
+    def final(self) -> C_GET | None:
+        for response in reversed(self.responses):
+            if response.Status is not None and response.Status not in PENDING:
+                return response
+        return None
+
+    @property
+    def pending_responses(self) -> list[C_GET]:
+        return [r for r in self.responses if r.Status in PENDING]
+
+    @property
+    def complete(self) -> bool:
+        return self.final is not None
+
+    @property
+    def first_frame(self) -> int:
+        if self.request is not None:
+            return self.request.frame
+        return self.responses[0].frame if self.responses else 0
+
+
+def _other(sender: str) -> str:
+    return "acceptor" if sender == "requestor" else "requestor"
+
+
+@dataclass(slots=True)
+class _AssociationState:
+    outstanding: dict[tuple[str, int], Operation] = field(default_factory=dict)
+    latest: dict[tuple[str, int], Operation] = field(default_factory=dict)
+    stores: dict[tuple[str, int], SubOperation] = field(default_factory=dict)
+    orphans: list[SubOperation] = field(default_factory=list)
+
+
+class Correlator:
+    """Link the C-GET, C-CANCEL and C-STORE primitives of one capture."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+        #: C-STORE exchanges not linked to any C-GET (other traffic, or before the capture began).
+        self.unlinked_stores: list[SubOperation] = []
+        self.unmatched: list[C_GET | C_CANCEL | C_STORE] = []
+        self._states: dict[tuple[str, int], _AssociationState] = {}
+
+    def feed(self, primitive: C_GET | C_STORE | C_CANCEL) -> None:
+        state = self._states.setdefault((primitive.capture, primitive.association), _AssociationState())
+        if isinstance(primitive, C_GET):
+            if primitive.is_request:
+                self._get_request(state, primitive)
+            else:
+                self._get_response(state, primitive)
+        elif isinstance(primitive, C_CANCEL):
+            self._cancel(state, primitive)
+        elif isinstance(primitive, C_STORE):
+            if primitive.is_request:
+                self._store_request(state, primitive)
+            else:
+                self._store_response(state, primitive)
+
+    def close_association(self, capture: str, association: int) -> None:
+        """The association ended: forget its state, keep its results."""
+        state = self._states.pop((capture, association), None)
+        if state is not None:
+            self.unlinked_stores.extend(state.orphans)
+
+    def finish(self) -> None:
+        for key in list(self._states):
+            self.close_association(*key)
+
+    # -- C-GET ---------------------------------------------------------------
+
+    def _get_request(self, state: _AssociationState, request: C_GET) -> None:
+        message_id = request.MessageID if isinstance(request.MessageID, int) else -1
+        operation = Operation(request.capture, request.association, message_id, request.sender,
+                              request=request)
+        key = (request.sender, message_id)
+        for other in state.outstanding.values():
+            if other.invoker == request.sender:
+                other.overlapped = operation.overlapped = True
+        state.outstanding[key] = operation
+        state.latest[key] = operation
+        self.operations.append(operation)
+
+    def _get_response(self, state: _AssociationState, response: C_GET) -> None:
+        message_id = response.MessageIDBeingRespondedTo
+        invoker = _other(response.sender)
+        key = (invoker, message_id)
+        operation = state.outstanding.get(key)
+        if operation is None:
+            finished = state.latest.get(key)
+            if finished is not None:
+                finished.late_responses.append(response)
+                finished.responses.append(response)
+                return
+            # The C-GET-RQ is not in the capture: build the operation from its responses.
+            operation = Operation(response.capture, response.association,
+                                  message_id if isinstance(message_id, int) else -1, invoker)
+            state.outstanding[key] = operation
+            state.latest[key] = operation
+            self.operations.append(operation)
+            self._adopt_orphans(state, operation, response.sender)
+        operation.responses.append(response)
+        if response.Status is not None and response.Status not in PENDING:
+            del state.outstanding[key]
+
+    def _adopt_orphans(self, state: _AssociationState, operation: Operation, performer: str) -> None:
+        kept = []
+        for sub in state.orphans:
+            if sub.request is not None and sub.request.sender == performer:
+                sub.get_message_id = operation.message_id
+                sub.candidates = (operation.message_id,)
+                operation.sub_operations.append(sub)
+            else:
+                kept.append(sub)
+        state.orphans = kept
+
+    def _cancel(self, state: _AssociationState, cancel: C_CANCEL) -> None:
+        key = (cancel.sender, cancel.MessageIDBeingRespondedTo)
+        operation = state.outstanding.get(key) or state.latest.get(key)
+        if operation is None:
+            self.unmatched.append(cancel)
+        else:
+            operation.cancels.append(cancel)
+
+    # -- C-STORE sub-operations ----------------------------------------------
+
+    def _store_request(self, state: _AssociationState, request: C_STORE) -> None:
+        sub = SubOperation(request=request)
+        invoker = _other(request.sender)
+        candidates = [op for op in state.outstanding.values() if op.invoker == invoker]
+        if candidates:
+            sub.candidates = tuple(op.message_id for op in candidates)
+            if len(candidates) == 1:
+                sub.get_message_id = candidates[0].message_id
+            # Ambiguous sub-operations hang on every candidate so no C-GET under-counts
+            # silently; the tables mark them.
+            for operation in candidates:
+                operation.sub_operations.append(sub)
+        else:
+            if len(state.orphans) >= MAX_ORPHANS:
+                self.unlinked_stores.append(state.orphans.pop(0))
+            state.orphans.append(sub)
+        if isinstance(request.MessageID, int):
+            state.stores[(request.sender, request.MessageID)] = sub
+
+    def _store_response(self, state: _AssociationState, response: C_STORE) -> None:
+        key = (_other(response.sender), response.MessageIDBeingRespondedTo)
+        sub = state.stores.pop(key, None)
+        if sub is None:
+            if state.outstanding:
+                self.unmatched.append(response)
+                return
+            # A response whose request came before the capture began.
+            self.unlinked_stores.append(SubOperation(response=response))
+            return
+        sub.response = response
+
+
+def sub_operation_category(sub: SubOperation) -> str | None:
+    if sub.response is None or not isinstance(sub.response.Status, int):
+        return None
+    return status_category(sub.response.Status)

@@ -1,0 +1,225 @@
+"""Upper Layer PDU framing (PS3.8 9.3).
+
+Layer: Upper Layer. A :class:`PduReader` is fed the in-order bytes of one TCP
+direction and gives back whole :class:`Pdu` records, each tagged with the
+frame that completed it. After a hole in the stream, or when a capture starts
+mid-association, it searches for the next plausible PDU boundary and
+resynchronises there. :func:`split_pdvs` cuts a P-DATA-TF body into PDV
+items. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from struct import unpack_from
+
+A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ = 0x01, 0x02, 0x03
+P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = 0x04, 0x05, 0x06, 0x07
+
+PDU_NAMES = {
+    A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ", A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
+    A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ", P_DATA_TF: "P-DATA-TF",
+    A_RELEASE_RQ: "A-RELEASE-RQ", A_RELEASE_RP: "A-RELEASE-RP", A_ABORT: "A-ABORT",
+}
+
+#: Largest PDU we buffer. Real peers stay far below (defaults are 16 KiB;
+#: a few use 1 MiB); a length above this is taken as garbage or hostile.
+MAX_PDU_LENGTH = 256 * 1024 * 1024
+#: An A-ASSOCIATE is a few kilobytes even with hundreds of contexts.
+MAX_ASSOCIATE_LENGTH = 1024 * 1024
+#: The first command fragment of any DIMSE message starts with (0000,0000) UL, length 4.
+_COMMAND_START = b"\x00\x00\x00\x00\x04\x00\x00\x00"
+#: How long a candidate with several PDVs may keep us buffering before it is judged.
+_MAX_CHAIN_WAIT = 1024 * 1024
+_CANDIDATE = re.compile(rb"[\x01-\x07]\x00", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Pdu:
+    type: int
+    length: int  # the PDU-length field
+    body: bytes  # the bytes after the 6-byte header
+    frame: int  # frame that completed the PDU
+    time: float
+    first_frame: int  # frame holding its first byte
+    offset: int  # position of its first byte in the direction's stream
+
+    @property
+    def name(self) -> str:
+        return PDU_NAMES.get(self.type, f"unknown PDU type 0x{self.type:02X}")
+
+
+@dataclass(frozen=True, slots=True)
+class UlProblem:
+    frame: int
+    time: float
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pdv:
+    context_id: int
+    control: int
+    data: memoryview
+
+
+def split_pdvs(body: bytes) -> tuple[list[Pdv], str | None]:
+    """Cut a P-DATA-TF body into PDV items; also returns a fault, if any."""
+    items: list[Pdv] = []
+    view = memoryview(body)
+    offset = 0
+    size = len(body)
+    while offset < size:
+        if size - offset < 6:
+            return items, f"{size - offset} bytes after the last PDV are too short for a PDV item"
+        length = unpack_from(">I", body, offset)[0]
+        if length < 2:
+            return items, f"PDV item length {length} at offset {offset} is less than 2"
+        if length > size - offset - 4:
+            return items, (f"PDV item length {length} at offset {offset} runs past the end "
+                           f"of the PDU ({size - offset - 4} bytes left)")
+        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length]))
+        offset += 4 + length
+    if not items:
+        return items, "P-DATA-TF without any PDV item"
+    return items, None
+
+
+def _plausible_pdv_chain(buf: bytearray, start: int, length: int, require_command: bool) -> bool | None:
+    """Check the PDV items of a P-DATA-TF candidate. None: not enough bytes yet."""
+    end = start + 6 + length
+    offset = start + 6
+    if len(buf) < offset + 14:
+        return None
+    item_length = unpack_from(">I", buf, offset)[0]
+    context_id, control = buf[offset + 4], buf[offset + 5]
+    if item_length < 2 or item_length > length - 4 or not context_id & 1 or control > 3:
+        return False
+    if require_command and (not control & 1 or buf[offset + 6:offset + 14] != _COMMAND_START):
+        return False
+    if item_length == length - 4:
+        return True  # one PDV filling the PDU exactly: hard to meet by chance
+    # Several PDVs: believe it only if the whole chain adds up.
+    if len(buf) < end:
+        return None if length <= _MAX_CHAIN_WAIT else False
+    while offset < end:
+        item_length = unpack_from(">I", buf, offset)[0]
+        if item_length < 2 or item_length > end - offset - 4 or not buf[offset + 4] & 1 \
+                or buf[offset + 5] > 3:
+            return False
+        offset += 4 + item_length
+    return offset == end
+
+
+def plausible_pdu_at(buf: bytearray, start: int, require_command: bool = False) -> bool | None:
+    """Is there a believable PDU header at ``start``? None: need more bytes."""
+    if len(buf) < start + 6:
+        return None
+    pdu_type = buf[start]
+    if buf[start + 1] != 0 or not 1 <= pdu_type <= 7:
+        return False
+    length = unpack_from(">I", buf, start + 2)[0]
+    if pdu_type == P_DATA_TF:
+        if not 6 <= length <= MAX_PDU_LENGTH:
+            return False
+        return _plausible_pdv_chain(buf, start, length, require_command)
+    if require_command:
+        return False
+    if pdu_type in (A_ASSOCIATE_RJ, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT):
+        return length == 4
+    # A-ASSOCIATE-RQ/AC: fixed part of 68 bytes, protocol version 1.
+    if not 68 <= length <= MAX_ASSOCIATE_LENGTH:
+        return False
+    if len(buf) < start + 8:
+        return None
+    return buf[start + 6] == 0 and buf[start + 7] == 1
+
+
+class PduReader:
+    """Frame the PDUs of one direction of a TCP connection."""
+
+    def __init__(self, synced: bool = True, require_command: bool = False) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # stream position of _buf[0]
+        self._first_frame = 0
+        self.synced = synced
+        #: When hunting for a boundary, demand a command PDV (used for detection
+        #: mid-stream on a port nobody told us is DICOM).
+        self.require_command = require_command
+        self.skipped_bytes = 0
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def feed(self, data: bytes, frame: int, time: float) -> list[Pdu | UlProblem]:
+        if not self._buf:
+            self._first_frame = frame
+        self._buf += data
+        out: list[Pdu | UlProblem] = []
+        buf = self._buf
+        consumed = 0
+        while True:
+            if not self.synced:
+                status, index = self._hunt(consumed)
+                self.skipped_bytes += index - consumed
+                consumed = index
+                if status != "found":
+                    break
+                self.synced = True
+                self._first_frame = frame
+            if len(buf) - consumed < 6:
+                break
+            pdu_type = buf[consumed]
+            length = unpack_from(">I", buf, consumed + 2)[0]
+            if not 1 <= pdu_type <= 7 or length > MAX_PDU_LENGTH:
+                what = (f"PDU type 0x{pdu_type:02X} is not 0x01-0x07" if not 1 <= pdu_type <= 7
+                        else f"PDU length {length} is beyond any believable PDU")
+                out.append(UlProblem(frame, time, "UL-001" if not 1 <= pdu_type <= 7 else "UL-LENGTH",
+                                     f"{what} at stream offset {self._pos + consumed}; "
+                                     "searching for the next PDU"))
+                self.synced = False
+                consumed += 1
+                continue
+            end = consumed + 6 + length
+            if len(buf) < end:
+                break
+            out.append(Pdu(pdu_type, length, bytes(buf[consumed + 6:end]), frame, time,
+                           self._first_frame, self._pos + consumed))
+            consumed = end
+            self._first_frame = frame
+        if consumed:
+            del buf[:consumed]
+            self._pos += consumed
+        return out
+
+    def _hunt(self, start: int) -> tuple[str, int]:
+        """Find the next believable PDU start: ("found" | "wait", index) or ("none", keep-from)."""
+        buf = self._buf
+        for match in _CANDIDATE.finditer(buf, start):
+            index = match.start()
+            verdict = plausible_pdu_at(buf, index, self.require_command)
+            if verdict:
+                return "found", index
+            if verdict is None:
+                return "wait", index
+        # Nothing here; a header may still begin on the very last byte.
+        return "none", max(start, len(buf) - 1)
+
+    def lose_sync(self, missing: int) -> int:
+        """A hole of ``missing`` bytes: drop the partial PDU, hunt for the next one.
+
+        Returns how many buffered bytes were dropped.
+        """
+        dropped = len(self._buf)
+        self._buf.clear()
+        self._pos += dropped + missing
+        self.synced = False
+        return dropped
+
+    @property
+    def pending(self) -> int:
+        """Bytes of a partial PDU waiting for more data."""
+        return len(self._buf)

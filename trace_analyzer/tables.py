@@ -1,0 +1,477 @@
+"""Tables: the analysis as rows and pandas DataFrames.
+
+Layer: tables. Reads an :class:`~trace_analyzer.analysis.Analysis` and gives
+rows (plain dicts: ints stay ints, absent values are None) or DataFrames
+(nullable integer columns, so "absent" stays null and never becomes 0 or
+NaN-as-float). pandas is imported only when a DataFrame is asked for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.uid import UID
+
+from .commandset import COMMAND_NAMES
+from .operations import Operation, SubOperation
+from .pdu_items import USER_IDENTITY_TYPES
+from .primitives import C_GET
+from .status import status_category, status_hex, status_meaning
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .analysis import Analysis
+
+# Column name -> kind ("int", "float", "str", "bool"), in display order.
+COLUMNS: dict[str, dict[str, str]] = {
+    "associations": {
+        "capture": "str", "association": "int", "client": "str", "server": "str",
+        "calling_ae": "str", "called_ae": "str",
+        "requestor_implementation_class_uid": "str", "requestor_implementation_version": "str",
+        "acceptor_implementation_class_uid": "str", "acceptor_implementation_version": "str",
+        "requestor_max_pdu": "int", "acceptor_max_pdu": "int", "outcome": "str",
+        "start_time": "float", "end_time": "float", "first_frame": "int", "last_frame": "int",
+        "application_context": "str", "contexts_proposed": "int", "contexts_accepted": "int",
+        "async_window": "str", "user_identity": "str", "reject": "str", "abort": "str",
+        "release_requested": "bool", "mid_stream": "bool", "pdus": "int", "messages": "int",
+    },
+    "contexts": {
+        "capture": "str", "association": "int", "context_id": "int", "abstract_syntax": "str",
+        "abstract_syntax_name": "str", "proposed_transfer_syntaxes": "str", "result": "int",
+        "result_text": "str", "transfer_syntax": "str", "transfer_syntax_name": "str",
+        "requestor_scu_role": "int", "requestor_scp_role": "int",
+        "acceptor_scu_role": "int", "acceptor_scp_role": "int",
+    },
+    "operations": {
+        "capture": "str", "association": "int", "message_id": "int",
+        "affected_sop_class_uid": "str", "sop_class_name": "str", "priority": "int",
+        "query_retrieve_level": "str", "identifier": "str", "request_frame": "int", "request_time": "float",
+        "final_status": "int", "status_hex": "str", "status_category": "str", "status_meaning": "str",
+        "remaining": "int", "completed": "int", "failed": "int", "warning": "int",
+        "pending_responses": "int", "sub_operations": "int", "sub_operations_completed": "int",
+        "sub_operations_warning": "int", "sub_operations_failed": "int",
+        "sub_operations_unanswered": "int", "sub_operations_ambiguous": "int", "linking": "str",
+        "cancel_requested": "bool", "cancel_frame": "int", "complete": "bool", "final_frame": "int",
+        "final_time": "float", "duration_s": "float", "error_comment": "str", "offending_element": "str",
+        "failed_sop_instances": "int", "invoker": "str", "performer": "str",
+    },
+    "progress": {
+        "capture": "str", "association": "int", "message_id": "int", "frame": "int", "time": "float",
+        "elapsed_s": "float", "status": "int", "status_hex": "str", "status_category": "str",
+        "remaining": "int", "completed": "int", "failed": "int", "warning": "int", "final": "bool",
+    },
+    "sub_operations": {
+        "capture": "str", "association": "int", "get_message_id": "int", "message_id": "int",
+        "affected_sop_class_uid": "str", "sop_class_name": "str", "affected_sop_instance_uid": "str",
+        "priority": "int", "context_id": "int", "request_frame": "int", "request_time": "float",
+        "response_frame": "int", "status": "int", "status_hex": "str", "status_category": "str",
+        "status_meaning": "str", "dataset_bytes": "int", "latency_s": "float", "ambiguous": "bool",
+        "candidate_get_message_ids": "str",
+    },
+    "statuses": {
+        "capture": "str", "service": "str", "status": "int", "status_hex": "str", "category": "str",
+        "meaning": "str", "responses": "int", "operations": "int",
+    },
+    "offending_elements": {
+        "capture": "str", "association": "int", "message_id": "int", "frame": "int", "status": "int",
+        "status_hex": "str", "tag": "str", "keyword": "str", "error_comment": "str",
+    },
+    "messages": {
+        "capture": "str", "association": "int", "frame": "int", "time": "float", "sender": "str",
+        "context_id": "int", "command": "str", "command_field": "int", "message_id": "int",
+        "message_id_being_responded_to": "int", "affected_sop_class_uid": "str",
+        "affected_sop_instance_uid": "str", "priority": "int", "data_set_type": "int", "status": "int",
+        "remaining": "int", "completed": "int", "failed": "int", "warning": "int",
+        "dataset_bytes": "int", "elements": "str",
+    },
+    "problems": {
+        "capture": "str", "frame": "int", "time": "float", "association": "int", "code": "str",
+        "detail": "str",
+    },
+    "captures": {
+        "capture": "str", "frames": "int", "bytes": "int", "tcp_frames": "int", "skipped_frames": "int",
+        "connections": "int", "dicom_connections": "int", "first_time": "float", "last_time": "float",
+        "error": "str",
+    },
+}
+
+TABLES = tuple(COLUMNS)
+PENDING = (0xFF00, 0xFF01)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
+
+
+def uid_name(uid: str | None) -> str | None:
+    if not uid:
+        return None
+    name = UID(uid).name
+    return None if name == uid else name
+
+
+def tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _tags(value: Any) -> list[int]:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, int)]
+    return []
+
+
+def _elapsed(time: float | None, start: float | None) -> float | None:
+    if time is None or start is None:
+        return None
+    return round(time - start, 6)
+
+
+# -- row builders -------------------------------------------------------------
+
+
+def _associations(analysis: Analysis) -> Iterator[dict]:
+    for record in analysis.association_records:
+        rq, ac = record.request, record.accept
+        window = ac.async_window if ac and ac.async_window else (rq.async_window if rq else None)
+        yield {
+            "capture": record.capture, "association": record.association,
+            "client": record.client, "server": record.server,
+            "calling_ae": rq.calling_ae if rq else None, "called_ae": rq.called_ae if rq else None,
+            "requestor_implementation_class_uid": rq.implementation_class_uid if rq else None,
+            "requestor_implementation_version": rq.implementation_version_name if rq else None,
+            "acceptor_implementation_class_uid": ac.implementation_class_uid if ac else None,
+            "acceptor_implementation_version": ac.implementation_version_name if ac else None,
+            "requestor_max_pdu": rq.max_length if rq else None,
+            "acceptor_max_pdu": ac.max_length if ac else None,
+            "outcome": record.outcome,
+            "start_time": record.start_time, "end_time": record.end_time,
+            "first_frame": record.first_frame, "last_frame": record.last_frame,
+            "application_context": rq.application_context if rq else None,
+            "contexts_proposed": len(rq.contexts) if rq else None,
+            "contexts_accepted": sum(1 for c in ac.contexts if c.result == 0) if ac else None,
+            "async_window": f"{window[0]}/{window[1]}" if window else None,
+            "user_identity": (USER_IDENTITY_TYPES.get(rq.user_identity_type, str(rq.user_identity_type))
+                              if rq and rq.user_identity_type is not None else None),
+            "reject": record.reject.text if record.reject else None,
+            "abort": (f"{record.abort.text} (from the {record.abort_sender or 'unknown side'})"
+                      if record.abort else None),
+            "release_requested": record.release_requested, "mid_stream": record.mid_stream,
+            "pdus": record.pdus, "messages": record.messages,
+        }
+
+
+def _contexts(analysis: Analysis) -> Iterator[dict]:
+    for record in analysis.association_records:
+        rq, ac = record.request, record.accept
+        if rq is None:
+            continue
+        rq_roles = {r.sop_class_uid: r for r in rq.roles}
+        ac_roles = {r.sop_class_uid: r for r in ac.roles} if ac else {}
+        for context in rq.contexts:
+            answer = ac.context(context.id) if ac else None
+            accepted_ts = answer.transfer_syntaxes[0] if answer and answer.transfer_syntaxes else None
+            if answer is not None and answer.result != 0:
+                accepted_ts = None
+            rq_role = rq_roles.get(context.abstract_syntax or "")
+            ac_role = ac_roles.get(context.abstract_syntax or "")
+            yield {
+                "capture": record.capture, "association": record.association,
+                "context_id": context.id, "abstract_syntax": context.abstract_syntax,
+                "abstract_syntax_name": uid_name(context.abstract_syntax),
+                "proposed_transfer_syntaxes": "\\".join(context.transfer_syntaxes),
+                "result": answer.result if answer else None,
+                "result_text": answer.result_text if answer else None,
+                "transfer_syntax": accepted_ts, "transfer_syntax_name": uid_name(accepted_ts),
+                "requestor_scu_role": rq_role.scu_role if rq_role else None,
+                "requestor_scp_role": rq_role.scp_role if rq_role else None,
+                "acceptor_scu_role": ac_role.scu_role if ac_role else None,
+                "acceptor_scp_role": ac_role.scp_role if ac_role else None,
+            }
+
+
+def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
+    if request is None:
+        return None, None
+    dataset = request.identifier_dataset
+    if dataset is None:
+        return None, None
+    parts = []
+    for element in dataset:
+        if element.VR == "SQ":
+            parts.append(f"{element.keyword or element.tag}=<sequence of {len(element.value)}>")
+            continue
+        parts.append(f"{element.keyword or element.tag}={element.value}")
+    level = dataset.get("QueryRetrieveLevel")
+    return (str(level) if level is not None else None), "; ".join(parts)
+
+
+def _sub_counts(operation: Operation) -> dict[str, int]:
+    counts = {"completed": 0, "warning": 0, "failed": 0, "unanswered": 0, "ambiguous": 0}
+    for sub in operation.sub_operations:
+        if sub.ambiguous:
+            counts["ambiguous"] += 1
+        status = sub.response.Status if sub.response is not None else None
+        if not isinstance(status, int):
+            counts["unanswered"] += 1
+            continue
+        category = status_category(status)
+        if category == "Success":
+            counts["completed"] += 1
+        elif category == "Warning":
+            counts["warning"] += 1
+        else:
+            counts["failed"] += 1
+    return counts
+
+
+def _operations(analysis: Analysis) -> Iterator[dict]:
+    for operation in analysis.operation_records:
+        request, final = operation.request, operation.final
+        last = final or (operation.responses[-1] if operation.responses else None)
+        sop_class = request.AffectedSOPClassUID if request else (last.AffectedSOPClassUID if last else None)
+        level, identifier = _identifier_summary(request)
+        status = _int(final.Status) if final else None
+        counts = _sub_counts(operation)
+        start = request.time if request else (operation.responses[0].time if operation.responses else None)
+        failed_list = None
+        if final is not None and final.identifier_dataset is not None:
+            uids = final.identifier_dataset.get("FailedSOPInstanceUIDList")
+            if uids is not None:
+                values = [uids] if isinstance(uids, str) else list(uids)
+                failed_list = sum(1 for uid in values if uid)
+        source = final or last
+        yield {
+            "capture": operation.capture, "association": operation.association,
+            "message_id": operation.message_id,
+            "affected_sop_class_uid": _str(sop_class), "sop_class_name": uid_name(_str(sop_class)),
+            "priority": _int(request.Priority) if request else None,
+            "query_retrieve_level": level, "identifier": identifier,
+            "request_frame": request.frame if request else None,
+            "request_time": request.time if request else None,
+            "final_status": status, "status_hex": status_hex(status) if status is not None else None,
+            "status_category": status_category(status) if status is not None else None,
+            "status_meaning": status_meaning("C-GET", status) if status is not None else None,
+            "remaining": _int(source.NumberOfRemainingSuboperations) if source else None,
+            "completed": _int(source.NumberOfCompletedSuboperations) if source else None,
+            "failed": _int(source.NumberOfFailedSuboperations) if source else None,
+            "warning": _int(source.NumberOfWarningSuboperations) if source else None,
+            "pending_responses": len(operation.pending_responses),
+            "sub_operations": len(operation.sub_operations),
+            "sub_operations_completed": counts["completed"],
+            "sub_operations_warning": counts["warning"],
+            "sub_operations_failed": counts["failed"],
+            "sub_operations_unanswered": counts["unanswered"],
+            "sub_operations_ambiguous": counts["ambiguous"],
+            "linking": "ambiguous" if operation.overlapped else "unambiguous",
+            "cancel_requested": bool(operation.cancels),
+            "cancel_frame": operation.cancels[0].frame if operation.cancels else None,
+            "complete": final is not None,
+            "final_frame": final.frame if final else None,
+            "final_time": final.time if final else None,
+            "duration_s": _elapsed(final.time if final else None, start),
+            "error_comment": _str(source.ErrorComment) if source else None,
+            "offending_element": (" ".join(tag_text(t) for t in _tags(source.OffendingElement)) or None)
+            if source else None,
+            "failed_sop_instances": failed_list,
+            "invoker": operation.invoker, "performer": "acceptor" if operation.invoker == "requestor"
+            else "requestor",
+        }
+
+
+def _progress(analysis: Analysis) -> Iterator[dict]:
+    for operation in analysis.operation_records:
+        start = operation.request.time if operation.request else None
+        if start is None and operation.responses:
+            start = operation.responses[0].time
+        for response in operation.responses:
+            status = _int(response.Status)
+            yield {
+                "capture": operation.capture, "association": operation.association,
+                "message_id": operation.message_id, "frame": response.frame, "time": response.time,
+                "elapsed_s": _elapsed(response.time, start), "status": status,
+                "status_hex": status_hex(status) if status is not None else None,
+                "status_category": status_category(status) if status is not None else None,
+                "remaining": _int(response.NumberOfRemainingSuboperations),
+                "completed": _int(response.NumberOfCompletedSuboperations),
+                "failed": _int(response.NumberOfFailedSuboperations),
+                "warning": _int(response.NumberOfWarningSuboperations),
+                "final": status is not None and status not in PENDING,
+            }
+
+
+def _sub_row(operation_capture: str, association: int, sub: SubOperation) -> dict:
+    request, response = sub.request, sub.response
+    status = _int(response.Status) if response else None
+    sop_class = _str(request.AffectedSOPClassUID) if request else (
+        _str(response.AffectedSOPClassUID) if response else None)
+    return {
+        "capture": operation_capture, "association": association,
+        "get_message_id": sub.get_message_id,
+        "message_id": _int(request.MessageID) if request else (
+            _int(response.MessageIDBeingRespondedTo) if response else None),
+        "affected_sop_class_uid": sop_class, "sop_class_name": uid_name(sop_class),
+        "affected_sop_instance_uid": _str(request.AffectedSOPInstanceUID) if request else (
+            _str(response.AffectedSOPInstanceUID) if response else None),
+        "priority": _int(request.Priority) if request else None,
+        "context_id": request.context_id if request else None,
+        "request_frame": request.frame if request else None,
+        "request_time": request.time if request else None,
+        "response_frame": response.frame if response else None,
+        "status": status, "status_hex": status_hex(status) if status is not None else None,
+        "status_category": status_category(status) if status is not None else None,
+        "status_meaning": status_meaning("C-STORE", status) if status is not None else None,
+        "dataset_bytes": request.data_set_length if request else None,
+        "latency_s": _elapsed(response.time if response else None, request.time if request else None),
+        "ambiguous": sub.ambiguous,
+        "candidate_get_message_ids": " ".join(str(c) for c in sub.candidates) or None,
+    }
+
+
+def _sub_operations(analysis: Analysis) -> Iterator[dict]:
+    seen: set[int] = set()
+    for operation in analysis.operation_records:
+        for sub in operation.sub_operations:
+            if id(sub) in seen:  # an ambiguous one hangs on several C-GETs: one row
+                continue
+            seen.add(id(sub))
+            yield _sub_row(operation.capture, operation.association, sub)
+
+
+def _statuses(analysis: Analysis) -> Iterator[dict]:
+    # (capture, service, status) -> [responses, set of C-GETs concerned]
+    counts: dict[tuple[str, str, int], list] = defaultdict(lambda: [0, set()])
+
+    def count(capture: str, service: str, status: Any, operation: object) -> None:
+        status = _int(status)
+        if status is None or status == 0x0000 or status in PENDING:
+            return
+        entry = counts[(capture, service, status)]
+        entry[0] += 1
+        if operation is not None:
+            entry[1].add(id(operation))
+
+    for operation in analysis.operation_records:
+        for response in operation.responses:
+            count(operation.capture, "C-GET", response.Status, operation)
+        for sub in operation.sub_operations:
+            if sub.response is not None:
+                count(operation.capture, "C-STORE", sub.response.Status, operation)
+    for sub in analysis.unlinked_stores:
+        if sub.response is not None:
+            count(sub.response.capture, "C-STORE", sub.response.Status, None)
+    for (capture, service, status), (responses, operations) in sorted(counts.items()):
+        yield {
+            "capture": capture, "service": service, "status": status, "status_hex": status_hex(status),
+            "category": status_category(status), "meaning": status_meaning(service, status),
+            "responses": responses, "operations": len(operations),
+        }
+
+
+def _offending_elements(analysis: Analysis) -> Iterator[dict]:
+    for message in analysis.primitives:
+        if not isinstance(message, C_GET) or not message.is_response:
+            continue
+        tags = _tags(message.OffendingElement)
+        comment = _str(message.ErrorComment)
+        if not tags and comment is None:
+            continue
+        status = _int(message.Status)
+        base = {
+            "capture": message.capture, "association": message.association,
+            "message_id": _int(message.MessageIDBeingRespondedTo), "frame": message.frame,
+            "status": status, "status_hex": status_hex(status) if status is not None else None,
+            "error_comment": comment,
+        }
+        for tag in tags or [None]:
+            yield {**base, "tag": tag_text(tag) if tag is not None else None,
+                   "keyword": (keyword_for_tag(tag) or None) if tag is not None else None}
+
+
+_MESSAGE_KEYS = {
+    "message_id": "MessageID", "message_id_being_responded_to": "MessageIDBeingRespondedTo",
+    "affected_sop_class_uid": "AffectedSOPClassUID", "affected_sop_instance_uid": "AffectedSOPInstanceUID",
+    "priority": "Priority", "data_set_type": "CommandDataSetType", "status": "Status",
+    "remaining": "NumberOfRemainingSuboperations", "completed": "NumberOfCompletedSuboperations",
+    "failed": "NumberOfFailedSuboperations", "warning": "NumberOfWarningSuboperations",
+}
+
+
+def _messages(analysis: Analysis) -> Iterator[dict]:
+    order = {summary.capture: index for index, summary in enumerate(analysis.captures)}
+    items = []
+    for message in analysis.primitives:
+        items.append((order.get(message.capture, 0), message.frame, message.wire, message.elements,
+                      message, message.data_set_length))
+    for message in analysis.other_messages:
+        wire = {e.keyword or e.tag_str: e.value for e in reversed(message.command.elements)}
+        items.append((order.get(message.capture, 0), message.frame, wire, message.command.keywords,
+                      message, message.data_set_length))
+    items.sort(key=lambda item: (item[0], item[1]))
+    for _, frame, wire, elements, message, length in items:
+        command_field = _int(wire.get("CommandField"))
+        row = {
+            "capture": message.capture, "association": message.association, "frame": frame,
+            "time": message.time, "sender": message.sender, "context_id": message.context_id,
+            "command": COMMAND_NAMES.get(command_field, None) if command_field is not None else None,
+            "command_field": command_field,
+        }
+        for column, keyword in _MESSAGE_KEYS.items():
+            value = wire.get(keyword)
+            row[column] = _int(value) if COLUMNS["messages"][column] == "int" else _str(value)
+        row["dataset_bytes"] = length
+        row["elements"] = " ".join(elements)
+        yield row
+
+
+def _problems(analysis: Analysis) -> Iterator[dict]:
+    for problem in analysis.problem_records:
+        yield {"capture": problem.capture, "frame": problem.frame, "time": problem.time,
+               "association": problem.association, "code": problem.code, "detail": problem.detail}
+
+
+def _captures(analysis: Analysis) -> Iterator[dict]:
+    for summary in analysis.captures:
+        yield {"capture": summary.capture, "frames": summary.frames, "bytes": summary.bytes,
+               "tcp_frames": summary.tcp_frames, "skipped_frames": sum(summary.skipped_frames.values()),
+               "connections": summary.connections, "dicom_connections": summary.dicom_connections,
+               "first_time": summary.first_time, "last_time": summary.last_time, "error": summary.error}
+
+
+_BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
+    "associations": _associations, "contexts": _contexts, "operations": _operations,
+    "progress": _progress, "sub_operations": _sub_operations, "statuses": _statuses,
+    "offending_elements": _offending_elements, "messages": _messages, "problems": _problems,
+    "captures": _captures,
+}
+
+
+def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:
+    """One table as a list of dicts, columns in display order."""
+    columns = COLUMNS[name]
+    return [{column: row.get(column) for column in columns} for row in _BUILDERS[name](analysis)]
+
+
+_DTYPES = {"int": "Int64", "float": "Float64", "str": "string", "bool": "boolean"}
+
+
+def build(name: str, analysis: Analysis) -> pandas.DataFrame:
+    """One table as a DataFrame with nullable dtypes (absent stays <NA>)."""
+    import pandas
+
+    columns = COLUMNS[name]
+    frame = pandas.DataFrame(rows(name, analysis), columns=list(columns))
+    return frame.astype({column: _DTYPES[kind] for column, kind in columns.items()})

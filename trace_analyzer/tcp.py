@@ -1,0 +1,239 @@
+"""TCP stream reassembly, per connection and direction.
+
+Layer: TCP. Fed :class:`~trace_analyzer.packets.TcpSegment` items in capture
+order, gives back events: a connection opened, in-order stream bytes for one
+direction, a hole (bytes that were never captured), a connection closed.
+Out-of-order segments wait in a bounded buffer; retransmissions and overlaps
+are trimmed; a connection whose SYN was not captured starts at its first
+seen byte. No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
+
+#: Out-of-order bytes held per direction before the missing ones are given up
+#: as lost: beyond any sane TCP window, and a bound on memory.
+MAX_OUT_OF_ORDER_BYTES = 16 * 1024 * 1024
+MAX_OUT_OF_ORDER_SEGMENTS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    conn: int
+    client: str  # the SYN sender if the SYN was seen, else the first sender
+    server: str
+    frame: int
+    time: float
+    saw_syn: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData:
+    conn: int
+    src: str
+    data: bytes
+    frame: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGap:
+    conn: int
+    src: str
+    size: int  # bytes missing; 0 when unknown
+    frame: int  # first frame after the hole (or the cut frame)
+    time: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    conn: int
+    frame: int
+    time: float
+    how: str  # "fin", "rst", "end of capture", "reused"
+
+
+TcpEvent = ConnectionOpened | StreamData | StreamGap | ConnectionClosed
+
+
+@dataclass(slots=True)
+class _Direction:
+    src: str
+    next: int | None = None  # absolute stream position of the next byte wanted
+    base_seq: int = 0  # sequence number that maps to absolute position 0
+    pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
+    pending_bytes: int = 0
+    fin: bool = False
+    last_frame: int = 0
+    last_time: float = 0.0
+
+    def absolute(self, seq: int) -> int:
+        # Choose the absolute position nearest to what we expect next, so
+        # that sequence numbers wrapping past 2**32 keep counting up.
+        expected = self.next if self.next is not None else 0
+        delta = ((seq - self.base_seq - expected + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        return expected + delta
+
+
+@dataclass(slots=True)
+class _Connection:
+    conn: int
+    client: str
+    server: str
+    directions: dict[str, _Direction]
+    had_data: bool = False
+
+
+class TcpReassembler:
+    """Reassemble every TCP connection of a capture."""
+
+    def __init__(self) -> None:
+        self._connections: dict[tuple[str, str], _Connection] = {}
+        self._next_id = 1
+        self.retransmitted_bytes = 0
+        self.out_of_order_segments = 0
+
+    def feed(self, seg: TcpSegment, frame: int, time: float) -> list[TcpEvent]:
+        key = (seg.src, seg.dst) if seg.src < seg.dst else (seg.dst, seg.src)
+        events: list[TcpEvent] = []
+        connection = self._connections.get(key)
+        is_syn = bool(seg.flags & TCP_SYN)
+        if connection is not None and is_syn and self._is_new_connection(connection, seg):
+            events.extend(self._close(key, frame, time, "reused"))
+            connection = None
+        if connection is None:
+            if not is_syn and not seg.payload:
+                return events  # an ACK or FIN after the connection was closed
+            connection = self._open(key, seg, frame, time, is_syn, events)
+        direction = connection.directions[seg.src]
+        direction.last_frame, direction.last_time = frame, time
+        if is_syn:
+            direction.base_seq = (seg.seq + 1) & 0xFFFFFFFF
+            direction.next = 0
+        if seg.payload or seg.expected_length:
+            connection.had_data = True
+            self._data(connection, direction, seg, frame, time, events)
+        if seg.flags & TCP_RST:
+            events.extend(self._close(key, frame, time, "rst"))
+        elif seg.flags & TCP_FIN:
+            direction.fin = True
+            if all(d.fin for d in connection.directions.values()):
+                events.extend(self._close(key, frame, time, "fin"))
+        return events
+
+    def close(self, frame: int, time: float) -> list[TcpEvent]:
+        """End of capture: flush every connection, reporting unfilled holes."""
+        events: list[TcpEvent] = []
+        for key in list(self._connections):
+            events.extend(self._close(key, frame, time, "end of capture"))
+        return events
+
+    def _is_new_connection(self, connection: _Connection, seg: TcpSegment) -> bool:
+        direction = connection.directions[seg.src]
+        if direction.next is None:
+            return False
+        # A SYN retransmission carries the same ISN; a new SYN does not.
+        return (seg.seq + 1) & 0xFFFFFFFF != direction.base_seq or connection.had_data
+
+    def _open(self, key, seg: TcpSegment, frame: int, time: float, is_syn: bool,
+              events: list[TcpEvent]) -> _Connection:
+        if is_syn and seg.flags & TCP_ACK:  # SYN-ACK seen first: its sender is the server
+            client, server = seg.dst, seg.src
+        else:
+            client, server = seg.src, seg.dst
+        connection = _Connection(self._next_id, client, server,
+                                 {seg.src: _Direction(seg.src), seg.dst: _Direction(seg.dst)})
+        self._next_id += 1
+        self._connections[key] = connection
+        events.append(ConnectionOpened(connection.conn, client, server, frame, time, is_syn))
+        return connection
+
+    def _data(self, connection: _Connection, direction: _Direction, seg: TcpSegment,
+              frame: int, time: float, events: list[TcpEvent]) -> None:
+        payload = seg.payload
+        seq = seg.seq + (1 if seg.flags & TCP_SYN else 0)
+        if direction.next is None:  # first byte seen of a connection caught mid-stream
+            direction.base_seq = seq & 0xFFFFFFFF
+            direction.next = 0
+        start = direction.absolute(seq)
+        captured_end = start + len(payload)
+        if len(payload) < seg.expected_length:
+            # The snaplen cut this frame: what is missing is a hole we know of.
+            self._accept(connection, direction, start, payload, frame, time, events)
+            missing_from = max(captured_end, direction.next)
+            hole = start + seg.expected_length - missing_from
+            if hole > 0:
+                events.append(StreamGap(connection.conn, direction.src, hole, frame, time,
+                                        f"frame {frame} was cut by the capture's snaplen: "
+                                        f"{hole} TCP payload bytes not captured"))
+                direction.next = start + seg.expected_length
+                self._drain(connection, direction, events)
+            return
+        self._accept(connection, direction, start, payload, frame, time, events)
+
+    def _accept(self, connection: _Connection, direction: _Direction, start: int, payload: bytes,
+                frame: int, time: float, events: list[TcpEvent]) -> None:
+        end = start + len(payload)
+        if end <= direction.next:
+            if payload:
+                self.retransmitted_bytes += len(payload)
+            return
+        if start < direction.next:
+            self.retransmitted_bytes += direction.next - start
+            payload = payload[direction.next - start:]
+            start = direction.next
+        if start == direction.next:
+            events.append(StreamData(connection.conn, direction.src, payload, frame, time))
+            direction.next = end
+            if direction.pending:
+                self._drain(connection, direction, events)
+            return
+        # A segment from the future: hold it until the bytes before it come.
+        self.out_of_order_segments += 1
+        held = direction.pending.get(start)
+        if held is None or len(held[0]) < len(payload):
+            direction.pending_bytes += len(payload) - (len(held[0]) if held else 0)
+            direction.pending[start] = (payload, frame, time)
+        if (direction.pending_bytes > MAX_OUT_OF_ORDER_BYTES
+                or len(direction.pending) > MAX_OUT_OF_ORDER_SEGMENTS):
+            self._give_up_hole(connection, direction, events)
+
+    def _drain(self, connection: _Connection, direction: _Direction, events: list[TcpEvent]) -> None:
+        pending = direction.pending
+        while pending:
+            start = min(pending)
+            if start > direction.next:
+                return
+            payload, frame, time = pending.pop(start)
+            direction.pending_bytes -= len(payload)
+            end = start + len(payload)
+            if end <= direction.next:
+                self.retransmitted_bytes += len(payload)
+                continue
+            if start < direction.next:
+                payload = payload[direction.next - start:]
+            events.append(StreamData(connection.conn, direction.src, payload, frame, time))
+            direction.next = end
+
+    def _give_up_hole(self, connection: _Connection, direction: _Direction,
+                      events: list[TcpEvent]) -> None:
+        start = min(direction.pending)
+        _, frame, time = direction.pending[start]
+        size = start - direction.next
+        events.append(StreamGap(connection.conn, direction.src, size, frame, time,
+                                f"{size} bytes never captured before frame {frame}"))
+        direction.next = start
+        self._drain(connection, direction, events)
+
+    def _close(self, key, frame: int, time: float, how: str) -> list[TcpEvent]:
+        connection = self._connections.pop(key)
+        events: list[TcpEvent] = []
+        for direction in connection.directions.values():
+            while direction.pending:
+                self._give_up_hole(connection, direction, events)
+        events.append(ConnectionClosed(connection.conn, frame, time, how))
+        return events
