@@ -148,7 +148,8 @@ class AssociationSession:
                 self._found_dicom(side, results)
             else:
                 side.detect_bytes += len(event.data)
-                if not self._forced and all(s.detect_bytes > DETECTION_BUDGET or not s.seen for s in self._sides.values()):
+                sides = self._sides.values()
+                if not self._forced and all(s.detect_bytes > DETECTION_BUDGET or not s.seen for s in sides):
                     self.is_dicom = False
                 return []
         for result in results:

@@ -173,7 +173,8 @@ class MessageAssembler:
             out.append(self._finish_pending())
         if self._command:
             out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
-                                    f"command set incomplete at end of stream ({len(self._command)} bytes seen)"))
+                                    f"command set incomplete at end of stream "
+                                    f"({len(self._command)} bytes seen)"))
             self._command.clear()
             self._command_context = None
         return out
