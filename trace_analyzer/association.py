@@ -145,7 +145,7 @@ class AssociationSession:
         results = side.reader.feed(event.data, event.frame, event.time)
         if self.is_dicom is None:
             if any(isinstance(r, Pdu) for r in results) or (self._forced and results):
-                self._found_dicom(side, results)
+                self._found_dicom(results)
             else:
                 side.detect_bytes += len(event.data)
                 sides = self._sides.values()
@@ -178,15 +178,22 @@ class AssociationSession:
     def _look_at_start(self, side: _Side, data: bytes) -> None:
         """A stream that begins with an A-ASSOCIATE is DICOM from its first byte."""
         head = bytearray(data[:16])
-        if plausible_pdu_at(head, 0, False) is not False and head[:1] in (b"\x01", b"\x02", b"\x03"):
-            if len(head) >= 8 and head[6:8] == b"\x00\x01":
-                side.reader.synced = True
+        if (len(head) >= 8 and head[0] in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ)
+                and head[6:8] == b"\x00\x01" and plausible_pdu_at(head, 0, False) is not False):
+            side.reader.synced = True
+            if self.is_dicom is None:
+                # Strong enough on its own: even if the rest is never captured
+                # (a snaplen cut), the association and its holes get reported.
+                self._declare_dicom(head[0])
 
-    def _found_dicom(self, side: _Side, results: list) -> None:
+    def _found_dicom(self, results: list) -> None:
+        first = next((r for r in results if isinstance(r, Pdu)), None)
+        self._declare_dicom(first.type if first is not None else None)
+
+    def _declare_dicom(self, first_type: int | None) -> None:
         self.is_dicom = True
         self.record.association = self._next_id()
-        first = next((r for r in results if isinstance(r, Pdu)), None)
-        self.record.mid_stream = first is None or first.type != A_ASSOCIATE_RQ
+        self.record.mid_stream = first_type != A_ASSOCIATE_RQ
         for other in self._sides.values():
             other.reader.require_command = False  # now known DICOM: any PDU will do
 
