@@ -59,6 +59,28 @@ def _open_reader(path: str):
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
 
 
+class _ReadWatcher:
+    """Wraps the reader's file to notice a read cut short by the end of the file.
+
+    scapy's readers treat a record cut short at the end of a file like a clean
+    end; a read that returns some but not all of the bytes asked for tells
+    the two apart without a second pass over the file.
+    """
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self.short_read = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        if size is not None and 0 < len(data) < size:
+            self.short_read = True
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
 def read_capture(
     path: str, on_problem: Callable[[int, str], None] | None = None
 ) -> Iterator[CaptureRecord]:
@@ -70,14 +92,13 @@ def read_capture(
     reader = _open_reader(path)
     frame = 0
     is_ng = isinstance(reader, RawPcapNgReader)
-    handle = reader.f
+    watcher = reader.f = _ReadWatcher(reader.f)
     try:
         while True:
-            position = handle.tell()
             try:
                 data, meta = reader._read_packet(size=_NO_CUT)
             except EOFError:
-                if handle.tell() != position and on_problem is not None:
+                if watcher.short_read and on_problem is not None:
                     on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
                 break
             except (OSError, struct.error, ValueError, Scapy_Exception) as exc:
@@ -94,9 +115,11 @@ def read_capture(
                 linktype = reader.linktype
                 time = meta.sec + meta.usec / (1e9 if reader.nano else 1e6)
                 wirelen = meta.wirelen
-                if len(data) < meta.caplen and on_problem is not None:
-                    on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
-                                      f"{meta.caplen} bytes present): the file is truncated")
+                if len(data) < meta.caplen:
+                    watcher.short_read = False  # reported here, with the record's frame
+                    if on_problem is not None:
+                        on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
+                                          f"{meta.caplen} bytes present): the file is truncated")
             yield CaptureRecord(frame, time, linktype, data, wirelen)
     finally:
         reader.close()
