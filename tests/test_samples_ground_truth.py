@@ -98,7 +98,8 @@ def test_c_gets_match_what_the_scu_received(analyses, name):
             assert mine["sub_operations"] == truth["c_store_subops_received"]
             assert mine["cancel_requested"] == truth["cancel_sent"]
             assert mine["error_comment"] == truth["error_comment"]
-            expected_tags = [int(t, 16) if isinstance(t, str) else t for t in truth["offending_element"] or []]
+            expected_tags = [int(t, 16) if isinstance(t, str) else t
+                             for t in truth["offending_element"] or []]
             if not expected_tags:
                 assert mine["offending_element"] is None
             else:
@@ -109,7 +110,7 @@ def test_c_gets_match_what_the_scu_received(analyses, name):
             if truth.get("query_retrieve_level") and mine["request_frame"] is not None:
                 assert mine["query_retrieve_level"] == truth["query_retrieve_level"]
             progress = [row for row in analysis.rows("progress")
-                        if row["association"] == mine["association"] and row["message_id"] == mine["message_id"]]
+                        if (row["association"], row["message_id"]) == (mine["association"], mine["message_id"])]
             assert [row["status_hex"] for row in progress] == truth["response_statuses"]
             uids = truth.get("c_store_sop_instance_uids")
             if uids is not None:

@@ -108,6 +108,8 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
         if len(frame) < offset + 20:
             raise Skip("short IPv4 header")
         header_length = (frame[offset] & 0x0F) * 4
+        if header_length < 20:  # garbage: the "TCP header" would be IP header bytes
+            raise Skip("bad IPv4 header length")
         total_length = (frame[offset + 2] << 8) | frame[offset + 3]
         if frame[offset + 9] != 6:
             raise Skip("not TCP")
@@ -144,6 +146,8 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
         raise Skip("short TCP header")
     sport, dport, seq = unpack_from(">HHI", frame, tcp)
     data_offset = (frame[tcp + 12] >> 4) * 4
+    if data_offset < 20:  # garbage: header bytes would be taken as payload
+        raise Skip("bad TCP header length")
     flags = frame[tcp + 13]
     start = tcp + data_offset
     expected = max(0, ip_end - start)

@@ -11,6 +11,7 @@ items. No I/O.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from struct import unpack_from
 
@@ -143,7 +144,10 @@ class PduReader:
     def __init__(self, synced: bool = True, require_command: bool = False) -> None:
         self._buf = bytearray()
         self._pos = 0  # stream position of _buf[0]
-        self._first_frame = 0
+        # Where each fed chunk still buffered begins (stream position) and its
+        # frame: a PDU found after a wait or a hunt may start frames back.
+        self._mark_positions: list[int] = []
+        self._mark_frames: list[int] = []
         self.synced = synced
         #: When hunting for a boundary, demand a command PDV (used for detection
         #: mid-stream on a port nobody told us is DICOM).
@@ -155,8 +159,9 @@ class PduReader:
         return self._pos
 
     def feed(self, data: bytes, frame: int, time: float) -> list[Pdu | UlProblem]:
-        if not self._buf:
-            self._first_frame = frame
+        if data:
+            self._mark_positions.append(self._pos + len(self._buf))
+            self._mark_frames.append(frame)
         self._buf += data
         out: list[Pdu | UlProblem] = []
         buf = self._buf
@@ -169,7 +174,6 @@ class PduReader:
                 if status != "found":
                     break
                 self.synced = True
-                self._first_frame = frame
             if len(buf) - consumed < 6:
                 break
             pdu_type = buf[consumed]
@@ -187,13 +191,19 @@ class PduReader:
             if len(buf) < end:
                 break
             out.append(Pdu(pdu_type, length, bytes(buf[consumed + 6:end]), frame, time,
-                           self._first_frame, self._pos + consumed))
+                           self._frame_at(self._pos + consumed), self._pos + consumed))
             consumed = end
-            self._first_frame = frame
         if consumed:
             del buf[:consumed]
             self._pos += consumed
+            keep = max(0, bisect_right(self._mark_positions, self._pos) - 1)
+            del self._mark_positions[:keep], self._mark_frames[:keep]
         return out
+
+    def _frame_at(self, position: int) -> int:
+        """The frame that held the byte at stream ``position`` (still buffered)."""
+        index = bisect_right(self._mark_positions, position) - 1
+        return self._mark_frames[max(index, 0)]
 
     def _hunt(self, start: int) -> tuple[str, int]:
         """Find the next believable PDU start: ("found" | "wait", index) or ("none", keep-from)."""
@@ -215,6 +225,8 @@ class PduReader:
         """
         dropped = len(self._buf)
         self._buf.clear()
+        self._mark_positions.clear()
+        self._mark_frames.clear()
         self._pos += dropped + missing
         self.synced = False
         return dropped

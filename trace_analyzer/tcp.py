@@ -65,7 +65,8 @@ class _Direction:
     src: str
     next: int | None = None  # absolute stream position of the next byte wanted
     base_seq: int = 0  # sequence number that maps to absolute position 0
-    pending: dict[int, tuple[bytes, int, float]] = field(default_factory=dict)
+    #: held out-of-order segments: start -> (captured payload, stream length, frame, time)
+    pending: dict[int, tuple[bytes, int, int, float]] = field(default_factory=dict)
     pending_bytes: int = 0
     fin: bool = False
     last_frame: int = 0
@@ -111,7 +112,7 @@ class TcpReassembler:
             connection = self._open(key, seg, frame, time, is_syn, events)
         direction = connection.directions[seg.src]
         direction.last_frame, direction.last_time = frame, time
-        if is_syn:
+        if is_syn and direction.next is None:  # a retransmitted SYN must not rewind the stream
             direction.base_seq = (seg.seq + 1) & 0xFFFFFFFF
             direction.next = 0
         if seg.payload or seg.expected_length:
@@ -135,9 +136,16 @@ class TcpReassembler:
     def _is_new_connection(self, connection: _Connection, seg: TcpSegment) -> bool:
         direction = connection.directions[seg.src]
         if direction.next is None:
-            return False
-        # A SYN retransmission carries the same ISN; a new SYN does not.
-        return (seg.seq + 1) & 0xFFFFFFFF != direction.base_seq or connection.had_data
+            # This side's first SYN. A plain SYN (not a SYN-ACK, which may
+            # answer a SYN carrying data) opens a new connection if the old one,
+            # caught mid-stream with this side silent, already carried data.
+            return connection.had_data and not seg.flags & TCP_ACK
+        # A SYN retransmission carries the same ISN; a new SYN does not. A
+        # SYN-ACK retransmitted after data flowed (its ACK was lost) is still
+        # the same connection; a client's SYN after data is not.
+        if (seg.seq + 1) & 0xFFFFFFFF != direction.base_seq:
+            return True
+        return connection.had_data and not seg.flags & TCP_ACK
 
     def _open(self, key, seg: TcpSegment, frame: int, time: float, is_syn: bool,
               events: list[TcpEvent]) -> _Connection:
@@ -160,74 +168,77 @@ class TcpReassembler:
             direction.base_seq = seq & 0xFFFFFFFF
             direction.next = 0
         start = direction.absolute(seq)
-        captured_end = start + len(payload)
-        if len(payload) < seg.expected_length:
-            # The snaplen cut this frame: what is missing is a hole we know of.
-            self._accept(connection, direction, start, payload, frame, time, events)
-            missing_from = max(captured_end, direction.next)
-            hole = start + seg.expected_length - missing_from
-            if hole > 0:
-                events.append(StreamGap(connection.conn, direction.src, hole, frame, time,
-                                        f"frame {frame} was cut by the capture's snaplen: "
-                                        f"{hole} TCP payload bytes not captured"))
-                direction.next = start + seg.expected_length
-                self._drain(connection, direction, events)
+        # A frame cut by the snaplen still fills its whole length of the stream;
+        # the part not captured becomes a gap when the stream reaches it (also
+        # when the cut frame arrives out of order and waits).
+        length = max(len(payload), seg.expected_length)
+        if start + length <= direction.next:
+            self.retransmitted_bytes += len(payload)
             return
-        self._accept(connection, direction, start, payload, frame, time, events)
-
-    def _accept(self, connection: _Connection, direction: _Direction, start: int, payload: bytes,
-                frame: int, time: float, events: list[TcpEvent]) -> None:
-        end = start + len(payload)
-        if end <= direction.next:
-            if payload:
-                self.retransmitted_bytes += len(payload)
-            return
-        if start < direction.next:
-            self.retransmitted_bytes += direction.next - start
-            payload = payload[direction.next - start:]
-            start = direction.next
-        if start == direction.next:
-            events.append(StreamData(connection.conn, direction.src, payload, frame, time))
-            direction.next = end
+        if start <= direction.next:
+            self._deliver(connection, direction, start, payload, length, frame, time, frame, events)
             if direction.pending:
-                self._drain(connection, direction, events)
+                self._drain(connection, direction, frame, time, events)
             return
         # A segment from the future: hold it until the bytes before it come.
         self.out_of_order_segments += 1
         held = direction.pending.get(start)
-        if held is None or len(held[0]) < len(payload):
+        if held is None or (len(payload), length) > (len(held[0]), held[1]):
             direction.pending_bytes += len(payload) - (len(held[0]) if held else 0)
-            direction.pending[start] = (payload, frame, time)
+            direction.pending[start] = (payload, length, frame, time)
         if (direction.pending_bytes > MAX_OUT_OF_ORDER_BYTES
                 or len(direction.pending) > MAX_OUT_OF_ORDER_SEGMENTS):
             self._give_up_hole(connection, direction, events)
 
-    def _drain(self, connection: _Connection, direction: _Direction, events: list[TcpEvent]) -> None:
+    def _deliver(self, connection: _Connection, direction: _Direction, start: int, payload: bytes,
+                 length: int, frame: int, time: float, captured_in: int, events: list[TcpEvent]) -> None:
+        """Emit a segment with start <= next < start + length, trimming what was already given."""
+        assert direction.next is not None
+        overlap = direction.next - start
+        if overlap:
+            self.retransmitted_bytes += min(overlap, len(payload))
+        if overlap < len(payload):
+            events.append(StreamData(connection.conn, direction.src, payload[overlap:], frame, time))
+        end = start + length
+        hole = end - max(start + len(payload), direction.next)
+        if hole > 0:
+            # The snaplen cut this frame: what is missing is a hole we know of.
+            events.append(StreamGap(connection.conn, direction.src, hole, frame, time,
+                                    f"frame {captured_in} was cut by the capture's snaplen: "
+                                    f"{hole} TCP payload bytes not captured"))
+        direction.next = end
+
+    def _drain(self, connection: _Connection, direction: _Direction, frame: int, time: float,
+               events: list[TcpEvent]) -> None:
+        """Release held segments that have become contiguous.
+
+        They are reported at ``frame`` (the frame that filled the hole) or at
+        their own frame if later, so a direction's frames never go backwards:
+        bytes held out of order are usable only once the bytes before them are.
+        """
         pending = direction.pending
         while pending:
             start = min(pending)
             if start > direction.next:
                 return
-            payload, frame, time = pending.pop(start)
+            payload, length, held_frame, held_time = pending.pop(start)
             direction.pending_bytes -= len(payload)
-            end = start + len(payload)
-            if end <= direction.next:
+            if start + length <= direction.next:
                 self.retransmitted_bytes += len(payload)
                 continue
-            if start < direction.next:
-                payload = payload[direction.next - start:]
-            events.append(StreamData(connection.conn, direction.src, payload, frame, time))
-            direction.next = end
+            if held_frame > frame:
+                frame, time = held_frame, held_time
+            self._deliver(connection, direction, start, payload, length, frame, time, held_frame, events)
 
     def _give_up_hole(self, connection: _Connection, direction: _Direction,
                       events: list[TcpEvent]) -> None:
         start = min(direction.pending)
-        _, frame, time = direction.pending[start]
+        frame, time = direction.pending[start][2:]
         size = start - direction.next
         events.append(StreamGap(connection.conn, direction.src, size, frame, time,
                                 f"{size} bytes never captured before frame {frame}"))
         direction.next = start
-        self._drain(connection, direction, events)
+        self._drain(connection, direction, frame, time, events)
 
     def _close(self, key, frame: int, time: float, how: str) -> list[TcpEvent]:
         connection = self._connections.pop(key)
