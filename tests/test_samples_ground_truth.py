@@ -109,8 +109,9 @@ def test_c_gets_match_what_the_scu_received(analyses, name):
                 assert mine["priority"] == truth["priority"]
             if truth.get("query_retrieve_level") and mine["request_frame"] is not None:
                 assert mine["query_retrieve_level"] == truth["query_retrieve_level"]
+            key = (mine["association"], mine["message_id"])
             progress = [row for row in analysis.rows("progress")
-                        if (row["association"], row["message_id"]) == (mine["association"], mine["message_id"])]
+                        if (row["association"], row["message_id"]) == key]
             assert [row["status_hex"] for row in progress] == truth["response_statuses"]
             uids = truth.get("c_store_sop_instance_uids")
             if uids is not None:
