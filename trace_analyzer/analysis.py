@@ -20,6 +20,7 @@ from .dimse import DimseMessage
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
 from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
+from .rules import Finding, RulesEngine
 from .tcp import ConnectionClosed, ConnectionOpened, StreamData, StreamGap, TcpReassembler
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ class CaptureAnalyzer:
     """Analyse one capture, fed record by record. No I/O."""
 
     def __init__(self, capture: str, ports: Iterable[int] = (),
-                 next_association_id: Callable[[], int] | None = None) -> None:
+                 next_association_id: Callable[[], int] | None = None,
+                 rule_levels: dict[str, str] | None = None) -> None:
         self.capture = capture
         self.ports = frozenset(ports)
         self.summary = CaptureSummary(capture)
@@ -53,6 +55,8 @@ class CaptureAnalyzer:
         self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
         self.problems: list[Problem] = []
         self.correlator = Correlator()
+        self.rules = RulesEngine(rule_levels)
+        self.correlator.observer = self.rules
         self._tcp = TcpReassembler()
         self._sessions: dict[int, AssociationSession] = {}
         if next_association_id is None:
@@ -102,14 +106,17 @@ class CaptureAnalyzer:
             self.summary.connections += 1
             forced = any(endpoint.rsplit(":", 1)[1] in self._port_strings
                          for endpoint in (event.client, event.server))
-            self._sessions[event.conn] = AssociationSession(
+            session = AssociationSession(
                 self.capture, self._next_id, event.client, event.server, forced, event.saw_syn)
+            session.observer = self.rules
+            self._sessions[event.conn] = session
         elif isinstance(event, ConnectionClosed):
             session = self._sessions.pop(event.conn, None)
             if session is not None:
                 self._outputs(session.close(event.frame, event.time))
                 if session.is_dicom:
                     self.correlator.close_association(self.capture, session.record.association)
+                    session.end(event.frame, event.time)
 
     @property
     def _port_strings(self) -> frozenset[str]:
@@ -121,6 +128,7 @@ class CaptureAnalyzer:
                 self.problems.append(result)
                 continue
             primitive = primitive_from_message(result)
+            self.rules.message_event(result, primitive)
             if primitive is None:
                 self.other_messages.append(result)
                 continue
@@ -145,6 +153,7 @@ class Analysis:
         self.unlinked_stores: list[SubOperation] = [
             s for a in analyzers for s in a.correlator.unlinked_stores]
         self.problem_records: list[Problem] = [p for a in analyzers for p in a.problems]
+        self.findings: list[Finding] = [f for a in analyzers for f in a.rules.findings]
         self._tables: dict[str, Any] = {}
 
     @property
@@ -191,9 +200,10 @@ class Analysis:
 
 def analyze_capture(path: str, ports: Iterable[int] = (),
                     next_association_id: Callable[[], int] | None = None,
-                    on_progress: Callable[[int], None] | None = None) -> CaptureAnalyzer:
+                    on_progress: Callable[[int], None] | None = None,
+                    rule_levels: dict[str, str] | None = None) -> CaptureAnalyzer:
     """Read and analyse one capture file. Raises CaptureError if it cannot be opened."""
-    analyzer = CaptureAnalyzer(path, ports, next_association_id)
+    analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels)
 
     def problem(frame: int, text: str) -> None:
         analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
@@ -207,12 +217,15 @@ def analyze_capture(path: str, ports: Iterable[int] = (),
 
 
 def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
-            on_progress: Callable[[int], None] | None = None) -> Analysis:
+            on_progress: Callable[[int], None] | None = None,
+            rules: dict[str, str] | None = None) -> Analysis:
     """Analyse one or more capture files.
 
     ``ports`` forces DICOM decoding on those TCP ports (DICOM is otherwise
-    detected on any port). A file that cannot be read is reported in
-    ``Analysis.errors`` and the others are still analysed.
+    detected on any port). ``rules`` sets rule levels by ID
+    (``{"GET-RSP-008": "warning", "GET-RSP-022": "off"}``). A file that
+    cannot be read is reported in ``Analysis.errors`` and the others are
+    still analysed.
     """
     if isinstance(paths, str):
         paths = [paths]
@@ -221,7 +234,7 @@ def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
     for path in paths:
         path = str(path)
         try:
-            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress))
+            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress, rules))
         except CaptureError as exc:
             failures.append(CaptureSummary(path, error=str(exc)))
     return Analysis(analyzers, failures)

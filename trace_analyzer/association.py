@@ -121,6 +121,8 @@ class AssociationSession:
         #: None until the connection is known to carry DICOM; False once it is known not to.
         self.is_dicom: bool | None = None
         self._forced = forced
+        #: Told of every UL event (a RulesEngine); see rules.engine.EVENTS.
+        self.observer = None
         self._saw_syn = saw_syn
         self._requestor: str | None = None
         self._sides: dict[str, _Side] = {}
@@ -173,6 +175,10 @@ class AssociationSession:
             self._collect(side, side.assembler.close(frame, time), out)
         return out
 
+    def end(self, frame: int, time: float) -> None:
+        """Tell the observer the association is over (after its last messages were handled)."""
+        self._notify("association_end", frame=frame, time=time)
+
     # -- detection -----------------------------------------------------------
 
     def _look_at_start(self, side: _Side, data: bytes) -> None:
@@ -201,6 +207,10 @@ class AssociationSession:
 
     def _pdu(self, side: _Side, pdu: Pdu, out: list) -> None:
         record = self.record
+        if pdu.type == A_ASSOCIATE_RQ and self._requestor is None:
+            self._requestor = side.endpoint
+        sender = self._sender(side.endpoint)
+        self._notify("pdu", pdu=pdu, sender=sender, frame=pdu.frame, time=pdu.time)
         if record.pdus == 0:
             record.start_time, record.first_frame = pdu.time, pdu.first_frame
         record.pdus += 1
@@ -208,11 +218,13 @@ class AssociationSession:
         record.last_frame = max(record.last_frame, pdu.frame)
         if pdu.type == P_DATA_TF:
             pdvs, fault = split_pdvs(pdu.body)
+            self._notify("p_data", pdu=pdu, pdvs=pdvs, fault=fault, sender=sender, frame=pdu.frame,
+                         time=pdu.time)
             for pdv in pdvs:
                 self._collect(side, side.assembler.feed_pdv(pdv.context_id, pdv.control, pdv.data,
                                                             pdu.frame, pdu.time), out)
             if fault:
-                out.append(self._problem(pdu.frame, pdu.time, "UL-PDV", fault))
+                out.append(self._problem(pdu.frame, pdu.time, "UL-PDV", fault, sender))
         elif pdu.type == A_ASSOCIATE_RQ:
             self._requestor = side.endpoint
             record.client = side.endpoint
@@ -220,21 +232,30 @@ class AssociationSession:
             record.request = decode_associate(pdu.body, True)
             record.mid_stream = False
             self._note_problems(pdu, record.request.problems, out)
+            self._notify("associate_rq", pdu=pdu, sender=sender, params=record.request,
+                         frame=pdu.frame, time=pdu.time)
         elif pdu.type == A_ASSOCIATE_AC:
             self._set_acceptor(side.endpoint)
             record.accept = decode_associate(pdu.body, False)
             self._note_problems(pdu, record.accept.problems, out)
             self._negotiated(record)
+            self._notify("associate_ac", pdu=pdu, sender=self._sender(side.endpoint), params=record.accept,
+                         frame=pdu.frame, time=pdu.time)
         elif pdu.type == A_ASSOCIATE_RJ:
             self._set_acceptor(side.endpoint)
             record.reject = decode_reject(pdu.body)
+            self._notify("associate_rj", pdu=pdu, sender=self._sender(side.endpoint), reject=record.reject,
+                         frame=pdu.frame, time=pdu.time)
         elif pdu.type == A_RELEASE_RQ:
             record.release_requested = True
+            self._notify("release_rq", pdu=pdu, sender=sender, frame=pdu.frame, time=pdu.time)
         elif pdu.type == A_RELEASE_RP:
             record.released = True
+            self._notify("release_rp", pdu=pdu, sender=sender, frame=pdu.frame, time=pdu.time)
         elif pdu.type == A_ABORT:
             record.abort = decode_abort(pdu.body)
-            record.abort_sender = self._sender(side.endpoint)
+            record.abort_sender = sender
+            self._notify("abort", pdu=pdu, sender=sender, abort=record.abort, frame=pdu.frame, time=pdu.time)
 
     def _set_acceptor(self, endpoint: str) -> None:
         if self._requestor is None:
@@ -315,5 +336,11 @@ class AssociationSession:
                                  f"{dropped} buffered bytes of a partial PDU dropped, resynchronising"))
         self._collect(side, side.assembler.reset(gap.frame, gap.time), out)
 
-    def _problem(self, frame: int, time: float, code: str, detail: str) -> Problem:
-        return Problem(self.capture, frame, time, self.record.association, code, detail)
+    def _problem(self, frame: int, time: float, code: str, detail: str, sender: str | None = None) -> Problem:
+        problem = Problem(self.capture, frame, time, self.record.association, code, detail)
+        self._notify("problem", problem=problem, sender=sender, frame=frame, time=time)
+        return problem
+
+    def _notify(self, name: str, **fields) -> None:
+        if self.observer is not None and self.is_dicom:
+            self.observer.session_event(self, name, **fields)

@@ -82,9 +82,14 @@ def _other(sender: str) -> str:
 
 
 @dataclass(slots=True)
-class _AssociationState:
+class AssociationOperations:
+    """Correlation state of one association, readable by checks (``view.correlation``)."""
+
+    #: C-GETs without a final response, by (invoker, Message ID)
     outstanding: dict[tuple[str, int], Operation] = field(default_factory=dict)
+    #: the last C-GET seen for each (invoker, Message ID), final or not
     latest: dict[tuple[str, int], Operation] = field(default_factory=dict)
+    #: C-STORE-RQs awaiting their response, by (sender, Message ID)
     stores: dict[tuple[str, int], SubOperation] = field(default_factory=dict)
     orphans: list[SubOperation] = field(default_factory=list)
 
@@ -97,10 +102,16 @@ class Correlator:
         #: C-STORE exchanges not linked to any C-GET (other traffic, or before the capture began).
         self.unlinked_stores: list[SubOperation] = []
         self.unmatched: list[C_GET | C_CANCEL | C_STORE] = []
-        self._states: dict[tuple[str, int], _AssociationState] = {}
+        self._states: dict[tuple[str, int], AssociationOperations] = {}
+        #: Told of each link made (a RulesEngine): operation_event(name, primitive, **fields).
+        self.observer = None
+
+    def _notify(self, name: str, primitive, state: AssociationOperations, **fields) -> None:
+        if self.observer is not None:
+            self.observer.operation_event(name, primitive, correlation=state, **fields)
 
     def feed(self, primitive: C_GET | C_STORE | C_CANCEL) -> None:
-        state = self._states.setdefault((primitive.capture, primitive.association), _AssociationState())
+        state = self._states.setdefault((primitive.capture, primitive.association), AssociationOperations())
         if isinstance(primitive, C_GET):
             if primitive.is_request:
                 self._get_request(state, primitive)
@@ -126,7 +137,7 @@ class Correlator:
 
     # -- C-GET ---------------------------------------------------------------
 
-    def _get_request(self, state: _AssociationState, request: C_GET) -> None:
+    def _get_request(self, state: AssociationOperations, request: C_GET) -> None:
         message_id = request.MessageID if isinstance(request.MessageID, int) else -1
         operation = Operation(request.capture, request.association, message_id, request.sender,
                               request=request)
@@ -134,11 +145,13 @@ class Correlator:
         for other in state.outstanding.values():
             if other.invoker == request.sender:
                 other.overlapped = operation.overlapped = True
+        # Checks see the outstanding operations as they were before this request.
+        self._notify("c_get_rq", request, state, operation=operation)
         state.outstanding[key] = operation
         state.latest[key] = operation
         self.operations.append(operation)
 
-    def _get_response(self, state: _AssociationState, response: C_GET) -> None:
+    def _get_response(self, state: AssociationOperations, response: C_GET) -> None:
         message_id = response.MessageIDBeingRespondedTo
         invoker = _other(response.sender)
         key = (invoker, message_id)
@@ -148,6 +161,7 @@ class Correlator:
             if finished is not None:
                 finished.late_responses.append(response)
                 finished.responses.append(response)
+                self._notify("c_get_rsp", response, state, operation=finished)
                 return
             # The C-GET-RQ is not in the capture: build the operation from its responses.
             operation = Operation(response.capture, response.association,
@@ -157,10 +171,14 @@ class Correlator:
             self.operations.append(operation)
             self._adopt_orphans(state, operation, response.sender)
         operation.responses.append(response)
-        if response.Status is not None and response.Status not in PENDING:
+        final = response.Status is not None and response.Status not in PENDING
+        if final:
             del state.outstanding[key]
+        self._notify("c_get_rsp", response, state, operation=operation)
+        if final:
+            self._notify("operation_final", response, state, operation=operation)
 
-    def _adopt_orphans(self, state: _AssociationState, operation: Operation, performer: str) -> None:
+    def _adopt_orphans(self, state: AssociationOperations, operation: Operation, performer: str) -> None:
         kept = []
         for sub in state.orphans:
             if sub.request is not None and sub.request.sender == performer:
@@ -171,17 +189,18 @@ class Correlator:
                 kept.append(sub)
         state.orphans = kept
 
-    def _cancel(self, state: _AssociationState, cancel: C_CANCEL) -> None:
+    def _cancel(self, state: AssociationOperations, cancel: C_CANCEL) -> None:
         key = (cancel.sender, cancel.MessageIDBeingRespondedTo)
         operation = state.outstanding.get(key) or state.latest.get(key)
         if operation is None:
             self.unmatched.append(cancel)
         else:
             operation.cancels.append(cancel)
+        self._notify("c_cancel", cancel, state, operation=operation)
 
     # -- C-STORE sub-operations ----------------------------------------------
 
-    def _store_request(self, state: _AssociationState, request: C_STORE) -> None:
+    def _store_request(self, state: AssociationOperations, request: C_STORE) -> None:
         sub = SubOperation(request=request)
         invoker = _other(request.sender)
         candidates = [op for op in state.outstanding.values() if op.invoker == invoker]
@@ -197,20 +216,22 @@ class Correlator:
             if len(state.orphans) >= MAX_ORPHANS:
                 self.unlinked_stores.append(state.orphans.pop(0))
             state.orphans.append(sub)
+        # Checks see the C-STOREs awaiting a response as they were before this one.
+        self._notify("c_store_rq", request, state, sub=sub)
         if isinstance(request.MessageID, int):
             state.stores[(request.sender, request.MessageID)] = sub
 
-    def _store_response(self, state: _AssociationState, response: C_STORE) -> None:
+    def _store_response(self, state: AssociationOperations, response: C_STORE) -> None:
         key = (_other(response.sender), response.MessageIDBeingRespondedTo)
         sub = state.stores.pop(key, None)
-        if sub is None:
-            if state.outstanding:
-                self.unmatched.append(response)
-                return
+        if sub is not None:
+            sub.response = response
+        elif state.outstanding:
+            self.unmatched.append(response)
+        else:
             # A response whose request came before the capture began.
             self.unlinked_stores.append(SubOperation(response=response))
-            return
-        sub.response = response
+        self._notify("c_store_rsp", response, state, sub=sub)
 
 
 def sub_operation_category(sub: SubOperation) -> str | None:

@@ -1,0 +1,72 @@
+"""Conformance rules for C-GET traffic: the catalog, the engine and the rule families.
+
+Each family module (``ul``, ``cmd``, ``get_rq``, ``get_id``, ``get_rsp``,
+``get_cnt``, ``get_sub``, ``get_can``, ``get_role``) registers its checks with
+:func:`~trace_analyzer.rules.engine.rule` when imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+
+from .catalog import CATALOG, NOT_CHECKABLE, RuleInfo
+from .engine import (
+    IMPLEMENTED,
+    LEVELS,
+    ConfigError,
+    Finding,
+    RulesEngine,
+    check_levels,
+    not_checkable,
+    parse_levels,
+    rule,
+)
+
+FAMILIES = ("ul", "cmd", "get_rq", "get_id", "get_rsp", "get_cnt", "get_sub", "get_can", "get_role")
+CONFIG_FILE = "trace-analyzer.toml"
+_loaded = False
+
+
+def load_families() -> None:
+    """Import every family module once, so that its checks are registered."""
+    global _loaded
+    if _loaded:
+        return
+    for family in FAMILIES:
+        try:
+            importlib.import_module(f"{__name__}.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{family}":
+                raise
+    _loaded = True
+
+
+def load_config(path: str | None = None) -> dict[str, str]:
+    """Rule levels from a TOML file: ``[rules]`` with ``"GET-RSP-008" = "warning"``.
+
+    Without ``path``, ``trace-analyzer.toml`` in the working directory is used if it exists.
+    """
+    if path is None:
+        if not os.path.exists(CONFIG_FILE):
+            return {}
+        path = CONFIG_FILE
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    levels = data.get("rules", {})
+    if not isinstance(levels, dict) or not all(isinstance(v, str) for v in levels.values()):
+        raise ConfigError(f"{path}: [rules] must map rule IDs to levels ({', '.join(LEVELS)})")
+    try:
+        return check_levels(levels)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+__all__ = ["CATALOG", "ConfigError", "FAMILIES", "Finding", "IMPLEMENTED", "LEVELS", "NOT_CHECKABLE",
+           "RuleInfo", "RulesEngine", "load_config", "load_families", "not_checkable", "parse_levels", "rule"]

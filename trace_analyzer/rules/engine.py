@@ -1,0 +1,394 @@
+"""The rules engine: checks run on pipeline events as the stream is processed.
+
+Layer: rules. The association sessions and the C-GET correlator announce
+what happens (a PDU arrived, a C-GET-RSP was linked to its operation, an
+operation ended...) as :class:`Event` records; the engine runs every check
+registered for that event and keeps the :class:`Finding` records. Checks read
+only the event and the :class:`AssociationView` (the state the pipeline keeps:
+negotiated contexts and roles, maximum lengths, windows, outstanding
+operations), never the whole capture. No I/O.
+
+A check is a small function registered with :func:`rule`::
+
+    @rule("GET-RSP-007", "c_get_rsp")
+    def pending_has_all_counters(report, event):
+        ...
+        report("Pending response lacks (0000,1021)")
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import CATALOG, NOT_CHECKABLE
+
+SEVERITIES = ("error", "warning", "info")
+LEVELS = (*SEVERITIES, "off")
+
+#: Events announced by the pipeline, and what each carries besides ``view``:
+EVENTS = {
+    "pdu": "every PDU: pdu, sender",
+    "associate_rq": "A-ASSOCIATE-RQ decoded: pdu, sender, params (AssociateParameters)",
+    "associate_ac": "A-ASSOCIATE-AC decoded (view.request is the RQ, if captured): pdu, sender, params",
+    "associate_rj": "A-ASSOCIATE-RJ: pdu, sender, reject (AssociateReject)",
+    "release_rq": "A-RELEASE-RQ: pdu, sender",
+    "release_rp": "A-RELEASE-RP: pdu, sender",
+    "abort": "A-ABORT: pdu, sender, abort (Abort)",
+    "p_data": "P-DATA-TF split into PDVs: pdu, sender, pdvs (list[Pdv]), fault (str or None)",
+    "problem": "a fault met by a lower layer: problem (association.Problem), sender",
+    "message": "any DIMSE message completed: message (DimseMessage), primitive (or None), sender",
+    "c_get_rq": "C-GET-RQ linked: primitive, operation, sender",
+    "c_get_rsp": "C-GET-RSP linked (operation None if it matches no C-GET): primitive, operation, sender",
+    "c_cancel": "C-CANCEL-RQ (operation None if it matches no C-GET): primitive, operation, sender",
+    "c_store_rq": "C-STORE-RQ (sub.get_message_id None if no C-GET owns it): primitive, sub, sender",
+    "c_store_rsp": "C-STORE-RSP (sub None if it matches no request): primitive, sub, sender",
+    "operation_final": "a C-GET got its final response: operation, primitive (the final response)",
+    "association_end": "the connection or the capture ended: nothing more",
+}
+
+Check = Callable[["Reporter", "Event"], None]
+_REGISTRY: dict[str, list[tuple[str, Check]]] = defaultdict(list)
+IMPLEMENTED: dict[str, list[str]] = defaultdict(list)  # rule ID -> events it is checked on
+
+
+def rule(rule_id: str, *events: str) -> Callable[[Check], Check]:
+    """Register a check for a catalog rule on one or more events."""
+    if rule_id not in CATALOG:
+        raise ValueError(f"{rule_id} is not in the catalog")
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown or not events:
+        raise ValueError(f"{rule_id}: unknown events {unknown or '(none given)'}")
+
+    def register(check: Check) -> Check:
+        for event in events:
+            _REGISTRY[event].append((rule_id, check))
+            IMPLEMENTED[rule_id].append(event)
+        return check
+
+    return register
+
+
+def not_checkable(rule_id: str, reason: str) -> None:
+    """Declare that a passive observer cannot check a catalog rule, and why."""
+    if rule_id not in CATALOG:
+        raise ValueError(f"{rule_id} is not in the catalog")
+    NOT_CHECKABLE[rule_id] = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule broken by one message or one association, with where and by whom."""
+
+    rule: str
+    severity: str
+    title: str
+    section: str
+    capture: str
+    association: int | None
+    message_id: int | None
+    frame: int | None
+    time: float | None
+    peer: str  # "AE title @ ip:port"
+    peer_side: str | None  # "requestor" or "acceptor"
+    peer_role: str  # "C-GET SCP", "Storage SCU", "association requestor", ...
+    detail: str
+
+
+@dataclass(slots=True)
+class Event:
+    name: str
+    view: AssociationView
+    sender: str | None = None  # "requestor" or "acceptor": who sent what the event is about
+    frame: int | None = None
+    time: float | None = None
+    pdu: Any = None
+    pdvs: list | None = None
+    fault: str | None = None
+    params: Any = None
+    reject: Any = None
+    abort: Any = None
+    problem: Any = None
+    message: Any = None
+    primitive: Any = None
+    operation: Any = None
+    sub: Any = None
+
+
+_ROLE_BY_EVENT = {
+    "c_get_rq": "C-GET SCU", "c_cancel": "C-GET SCU", "c_get_rsp": "C-GET SCP",
+    "c_store_rq": "Storage SCU", "c_store_rsp": "Storage SCP", "operation_final": "C-GET SCP",
+}
+_ROLE_BY_COMMAND = {0x0010: "C-GET SCU", 0x0FFF: "C-GET SCU", 0x8010: "C-GET SCP",
+                    0x0001: "Storage SCU", 0x8001: "Storage SCP"}
+
+
+class AssociationView:
+    """What checks may read about one association: the state the pipeline keeps."""
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self.record = session.record
+        #: Free memory for checks that need to remember something, keyed by rule ID.
+        self.scratch: dict[str, Any] = {}
+        #: The correlator's state for this association (operations.AssociationOperations):
+        #: outstanding C-GETs, C-STOREs awaiting responses. None before the first DIMSE message.
+        self.correlation = None
+        #: UL state as the observer sees it: "idle", "requested", "established",
+        #: "release-requested", "released", "rejected", "aborted".
+        self.state = "idle"
+
+    @property
+    def capture(self) -> str:
+        return self.record.capture
+
+    @property
+    def association(self) -> int:
+        return self.record.association
+
+    @property
+    def request(self):
+        return self.record.request
+
+    @property
+    def accept(self):
+        return self.record.accept
+
+    @property
+    def mid_stream(self) -> bool:
+        return self.record.mid_stream
+
+    def endpoint(self, side: str | None) -> str:
+        if side == "requestor":
+            return self.record.client
+        if side == "acceptor":
+            return self.record.server
+        return "?"
+
+    def ae_title(self, side: str | None) -> str | None:
+        rq = self.record.request
+        if rq is None:
+            return None
+        return rq.calling_ae if side == "requestor" else rq.called_ae if side == "acceptor" else None
+
+    def peer(self, side: str | None) -> str:
+        return f"{self.ae_title(side) or '?'} @ {self.endpoint(side)}"
+
+    def implementation(self, side: str | None) -> tuple[str | None, str | None]:
+        params = self.record.request if side == "requestor" else self.record.accept
+        if params is None:
+            return None, None
+        return params.implementation_class_uid, params.implementation_version_name
+
+    # -- negotiation -----------------------------------------------------------
+
+    def abstract_syntax(self, context_id: int) -> str | None:
+        return self.record.abstract_syntaxes.get(context_id)
+
+    def transfer_syntax(self, context_id: int) -> str | None:
+        return self.record.transfer_syntaxes.get(context_id)
+
+    def is_accepted(self, context_id: int) -> bool | None:
+        """None when the A-ASSOCIATE-AC is not in the capture."""
+        if self.record.accept is None:
+            return None
+        return context_id in self.record.transfer_syntaxes
+
+    def roles(self, abstract_syntax: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """(RQ (SCU, SCP) role item or None, AC (SCU, SCP) role item or None)."""
+        rq = self.record.request
+        ac = self.record.accept
+        proposed = next(((r.scu_role, r.scp_role) for r in rq.roles if r.sop_class_uid == abstract_syntax),
+                        None) if rq else None
+        answered = next(((r.scu_role, r.scp_role) for r in ac.roles if r.sop_class_uid == abstract_syntax),
+                        None) if ac else None
+        return proposed, answered
+
+    def may_act(self, side: str, role: str, abstract_syntax: str) -> bool | None:
+        """May ``side`` act as ``role`` ("SCU" or "SCP") for that abstract syntax?
+
+        PS3.7 D.3.3.4: without role items the requestor is SCU and the acceptor SCP;
+        with them, a role needs RQ = 1 and AC = 1. None when the negotiation is not in the capture.
+        """
+        if self.record.request is None or self.record.accept is None:
+            return None
+        proposed, answered = self.roles(abstract_syntax)
+        if proposed is None or answered is None:
+            return (side, role) in (("requestor", "SCU"), ("acceptor", "SCP"))
+        if answered == (0, 0):
+            return None  # undefined by the standard (catalog 6.8): GET-ROLE-004 reports it
+        requestor_scu = bool(proposed[0] and answered[0])
+        requestor_scp = bool(proposed[1] and answered[1])
+        if side == "requestor":
+            return requestor_scu if role == "SCU" else requestor_scp
+        # The acceptor takes the opposite role of each one the requestor took.
+        return requestor_scp if role == "SCU" else requestor_scu
+
+    def max_length_received_by(self, side: str) -> int | None:
+        """The receiver's announced Maximum Length (0 = no limit), None if not captured."""
+        params = self.record.request if side == "requestor" else self.record.accept
+        return None if params is None else params.max_length
+
+    @property
+    def async_window(self) -> tuple[int, int]:
+        """(max operations invoked, performed) as accepted; (1, 1) by default."""
+        accept = self.record.accept
+        if accept is not None and accept.async_window is not None:
+            return accept.async_window
+        return (1, 1)
+
+
+class Reporter:
+    """Hands a check the means to report, with the event's defaults filled in."""
+
+    __slots__ = ("_engine", "_rule", "_event")
+
+    def __init__(self, engine: RulesEngine, rule_id: str, event: Event) -> None:
+        self._engine = engine
+        self._rule = rule_id
+        self._event = event
+
+    def __call__(self, detail: str, *, sender: str | None = None, frame: int | None = None,
+                 time: float | None = None, message_id: int | None = None, primitive: Any = None,
+                 role: str | None = None) -> None:
+        event = self._event
+        primitive = primitive if primitive is not None else event.primitive
+        sender = sender or (getattr(primitive, "sender", None) if primitive is not None else None) \
+            or event.sender
+        if frame is None:
+            frame = getattr(primitive, "frame", None) if primitive is not None else event.frame
+            if frame is None and event.pdu is not None:
+                frame = event.pdu.frame
+        if time is None:
+            time = getattr(primitive, "time", None) if primitive is not None else event.time
+            if time is None and event.pdu is not None:
+                time = event.pdu.time
+        if message_id is None:
+            message_id = _message_id_of(event, primitive)
+        if role is None:
+            role = _role_of(event, primitive, sender)
+        self._engine._add(self._rule, event.view, detail, sender, frame, time, message_id, role, primitive)
+
+
+def _message_id_of(event: Event, primitive: Any) -> int | None:
+    operation = event.operation
+    if operation is not None and isinstance(getattr(operation, "message_id", None), int):
+        return operation.message_id
+    if event.sub is not None and event.sub.get_message_id is not None:
+        return event.sub.get_message_id
+    if primitive is not None:
+        for name in ("MessageID", "MessageIDBeingRespondedTo"):
+            value = getattr(primitive, name, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def _role_of(event: Event, primitive: Any, sender: str | None) -> str:
+    role = _ROLE_BY_EVENT.get(event.name)
+    if role is None and event.message is not None:
+        role = _ROLE_BY_COMMAND.get(event.message.command.command_field)
+    if role is None and primitive is not None:
+        command = primitive.wire.get("CommandField") if hasattr(primitive, "wire") else None
+        role = _ROLE_BY_COMMAND.get(command)
+    return role or (f"association {sender}" if sender else "unknown")
+
+
+class ConfigError(ValueError):
+    """A rule level that names an unknown rule or level."""
+
+
+def parse_levels(items: Iterable[str]) -> dict[str, str]:
+    """Parse "ID=LEVEL" strings (as given to ``--rule``)."""
+    levels = {}
+    for item in items:
+        rule_id, sep, level = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--rule {item!r}: expected ID=LEVEL, e.g. GET-RSP-008=warning")
+        levels[rule_id.strip()] = level.strip()
+    return check_levels(levels)
+
+
+def check_levels(levels: dict[str, str]) -> dict[str, str]:
+    for rule_id, level in levels.items():
+        if rule_id not in CATALOG:
+            raise ConfigError(f"unknown rule {rule_id!r} (see 'trace-analyzer rules')")
+        if level not in LEVELS:
+            raise ConfigError(f"rule {rule_id}: level {level!r} is not one of {', '.join(LEVELS)}")
+    return dict(levels)
+
+
+class RulesEngine:
+    """Run the registered checks on pipeline events; keep the findings."""
+
+    def __init__(self, levels: dict[str, str] | None = None) -> None:
+        from . import load_families
+
+        load_families()
+        self.levels = check_levels(levels or {})
+        self.findings: list[Finding] = []
+        self._views: dict[int, AssociationView] = {}  # id(session) -> view
+        self._by_association: dict[tuple[str, int], AssociationView] = {}
+
+    def severity(self, rule_id: str) -> str:
+        return self.levels.get(rule_id, CATALOG[rule_id].severity)
+
+    # -- entry points for the pipeline ----------------------------------------
+
+    def session_event(self, session, name: str, **fields: Any) -> None:
+        """Called by an association session (UL events)."""
+        view = self._views.get(id(session))
+        if view is None:
+            view = self._views[id(session)] = AssociationView(session)
+            self._by_association[(view.capture, view.association)] = view
+        self._track_state(view, name, fields.get("sender"))
+        self._dispatch(Event(name, view, **fields))
+        if name == "association_end":
+            self._views.pop(id(session), None)
+            self._by_association.pop((view.capture, view.association), None)
+
+    def message_event(self, message: Any, primitive: Any) -> None:
+        """Called by the pipeline for every DIMSE message, before correlation."""
+        view = self._by_association.get((message.capture, message.association))
+        if view is not None:
+            self._dispatch(Event("message", view, sender=message.sender, frame=message.frame,
+                                 time=message.time, message=message, primitive=primitive))
+
+    def operation_event(self, name: str, primitive: Any, **fields: Any) -> None:
+        """Called by the correlator (DIMSE-level events)."""
+        view = self._by_association.get((primitive.capture, primitive.association))
+        if view is None:
+            return
+        view.correlation = fields.pop("correlation", view.correlation)
+        self._dispatch(Event(name, view, sender=primitive.sender, frame=primitive.frame,
+                             time=primitive.time, primitive=primitive, **fields))
+
+    # -- internals -------------------------------------------------------------
+
+    @staticmethod
+    def _track_state(view: AssociationView, name: str, sender: str | None) -> None:
+        transitions = {"associate_rq": "requested", "associate_ac": "established",
+                       "associate_rj": "rejected", "release_rp": "released", "abort": "aborted"}
+        if name in transitions:
+            view.state = transitions[name]
+        elif name == "release_rq":
+            view.state = "release-requested"
+        elif name == "p_data" and view.state == "idle" and view.mid_stream:
+            view.state = "established"  # capture began mid-association
+
+    def _dispatch(self, event: Event) -> None:
+        for rule_id, check in _REGISTRY.get(event.name, ()):
+            if self.levels.get(rule_id) == "off":
+                continue
+            check(Reporter(self, rule_id, event), event)
+
+    def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
+             time, message_id, role: str, primitive: Any) -> None:
+        info = CATALOG[rule_id]
+        finding = Finding(rule_id, self.severity(rule_id), info.title, info.section, view.capture,
+                          view.association, message_id, frame, time, view.peer(sender), sender, role, detail)
+        self.findings.append(finding)
+        if primitive is not None and hasattr(primitive, "findings"):
+            primitive.findings.append(finding)
