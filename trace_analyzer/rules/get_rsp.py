@@ -6,8 +6,7 @@ from .engine import Event, Reporter, rule
 
 _COUNTERS = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
              "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")
-_COUNTER_TAGS = {"NumberOfRemainingSuboperations": "(0000,1020)", "NumberOfCompletedSuboperations": "(0000,1021)",
-                 "NumberOfFailedSuboperations": "(0000,1022)", "NumberOfWarningSuboperations": "(0000,1023)"}
+_COUNTER_TAGS = dict(zip(_COUNTERS, ("(0000,1020)", "(0000,1021)", "(0000,1022)", "(0000,1023)"), strict=True))
 
 
 @rule("GET-RSP-007", "c_get_rsp")
