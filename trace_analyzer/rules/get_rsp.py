@@ -6,7 +6,8 @@ from .engine import Event, Reporter, rule
 
 _COUNTERS = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
              "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")
-_COUNTER_TAGS = dict(zip(_COUNTERS, ("(0000,1020)", "(0000,1021)", "(0000,1022)", "(0000,1023)"), strict=True))
+_COUNTER_TAGS = dict(zip(_COUNTERS, ("(0000,1020)", "(0000,1021)", "(0000,1022)", "(0000,1023)"),
+                         strict=True))
 
 
 @rule("GET-RSP-007", "c_get_rsp")
