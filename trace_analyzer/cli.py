@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
-from .tables import COLUMNS, TABLES
+from .rules import CONFIG_FILE
+from .tables import COLUMNS, TABLES, peer_key
 
 #: Columns shown per table in the terminal; everything is in json/csv.
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -37,12 +38,16 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "statuses": ("service", "status_hex", "category", "meaning", "responses", "operations"),
     "offending_elements": ("association", "message_id", "frame", "status_hex", "tag", "keyword",
                            "error_comment"),
+    "violations": ("rule", "severity", "frame", "association", "message_id", "peer", "peer_role", "detail"),
+    "peers": ("ae_title", "address", "implementation_version", "roles", "associations", "operations",
+              "errors", "warnings", "rules_broken", "verdict"),
     "problems": ("frame", "association", "code", "detail"),
 }
 TITLES = {
     "associations": "Associations", "contexts": "Presentation contexts", "operations": "C-GET operations",
     "progress": "C-GET responses (progress)", "sub_operations": "C-STORE sub-operations",
     "statuses": "Non-success statuses", "offending_elements": "Offending elements and error comments",
+    "violations": "Conformance findings", "peers": "Peers",
     "problems": "Capture and protocol problems",
 }
 MAX_CELL = 48
@@ -69,7 +74,40 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", metavar="PATH",
                      help="json: the file to write (default: standard output); csv: the folder "
                           "(default: ./trace-analyzer-csv); table: the file (default: standard output)")
+    _rule_options(run)
+
+    check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
+    check.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (may be gzipped)")
+    check.add_argument("--port", type=int, action="append", default=[], metavar="N",
+                       help="decode TCP port N as DICOM (repeatable)")
+    check.add_argument("--fail-on", choices=("error", "warning"), default="error",
+                       help="exit 1 when any finding reaches this severity (default: error)")
+    _rule_options(check)
+
+    commands.add_parser("rules", help="list the conformance rules: ID, severity, checked or not, "
+                                      "section, title")
     return parser
+
+
+def _rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rule", action="append", default=[], metavar="ID=LEVEL",
+                        help="set a rule's level: error, warning, info or off (repeatable), "
+                             "e.g. --rule GET-RSP-008=warning")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"TOML file with a [rules] table of ID = LEVEL "
+                             f"(default: ./{CONFIG_FILE} if present)")
+
+
+def _rule_levels(args: argparse.Namespace) -> dict[str, str]:
+    """Levels from the config file, then --rule on top. Raises UsageError."""
+    from .rules import ConfigError, load_config, parse_levels
+
+    try:
+        levels = load_config(args.config)
+        levels.update(parse_levels(args.rule))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return levels
 
 
 # -- progress ----------------------------------------------------------------
@@ -152,7 +190,7 @@ def render_text(analysis: Analysis) -> str:
     out.append(f"C-GET operations: {len(operations)}" + (f" ({summary})" if summary else ""))
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
-        if not rows and name in ("offending_elements", "problems", "statuses"):
+        if not rows and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
@@ -178,16 +216,84 @@ def _emit(text: str, path: str | None) -> None:
         handle.write(text)
 
 
-def run_analyze(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> Analysis:
+    levels = _rule_levels(args)
     progress = None
     if sys.stderr.isatty():
         total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
         progress = _Progress(total, sys.stderr)
-    analysis = analyze(args.captures, ports=args.port, on_progress=progress)
+    analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels)
     if progress is not None:
         progress.close()
     for error in analysis.errors:
         print(f"trace-analyzer: {error}", file=sys.stderr)
+    return analysis
+
+
+def render_check(analysis: Analysis) -> str:
+    """Each peer's verdict, then its findings grouped by rule with their frames."""
+    out = []
+    peers = analysis.rows("peers")
+    findings = analysis.rows("violations")
+    by_peer: dict[tuple, list[dict]] = {}
+    records = {(r.capture, r.association): r for r in analysis.association_records}
+    for finding in findings:
+        record = records.get((finding["capture"], finding["association"]))
+        if record is None or finding["peer_side"] is None:
+            continue
+        by_peer.setdefault(peer_key(record, finding["peer_side"]), []).append(finding)
+    if not peers:
+        out.append("No DICOM association found.")
+    for peer in peers:
+        key = (peer["ae_title"], peer["address"], peer["implementation_class_uid"],
+               peer["implementation_version"])
+        name = f"{peer['ae_title'] or '?'} @ {peer['address']}"
+        implementation = peer["implementation_version"] or peer["implementation_class_uid"] or "unknown"
+        out.append(f"{name} ({implementation}; {peer['roles']}): {peer['verdict'].upper()}"
+                   f" - {peer['errors']} error(s), {peer['warnings']} warning(s)")
+        grouped: dict[str, list[dict]] = {}
+        for finding in by_peer.get(key, []):
+            grouped.setdefault(finding["rule"], []).append(finding)
+        for rule_id, items in sorted(grouped.items()):
+            first = items[0]
+            frames = ", ".join(str(f["frame"]) for f in items[:12] if f["frame"] is not None)
+            more = f" (+{len(items) - 12} more)" if len(items) > 12 else ""
+            out.append(f"  {rule_id} [{first['severity']}] {first['section']} - "
+                       f"{len(items)} finding(s), frames {frames or '-'}{more}")
+            out.append(f"      {first['detail']}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def run_check(args: argparse.Namespace) -> int:
+    analysis = _run(args)
+    sys.stdout.write(render_check(analysis))
+    if analysis.errors:
+        return 2
+    threshold = ("error",) if args.fail_on == "error" else ("error", "warning")
+    return 1 if any(f.severity in threshold for f in analysis.findings) else 0
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    from .rules import CATALOG, IMPLEMENTED, NOT_CHECKABLE, load_families
+
+    load_families()
+    rows = []
+    for info in CATALOG.values():
+        if info.id in IMPLEMENTED:
+            checked = "yes"
+        elif info.id in NOT_CHECKABLE:
+            checked = "no: " + NOT_CHECKABLE[info.id]
+        else:
+            checked = "not yet"
+        rows.append({"rule": info.id, "severity": info.severity, "checked": checked,
+                     "section": info.section, "title": info.title})
+    sys.stdout.write(format_table(rows, ("rule", "severity", "checked", "section", "title")) + "\n")
+    return 0
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    analysis = _run(args)
     if args.format == "json":
         _emit(analysis.to_json() + "\n", args.output)
     elif args.format == "csv":
@@ -204,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "analyze":
             return run_analyze(args)
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "rules":
+            return run_rules(args)
     except UsageError as exc:
         print(f"trace-analyzer: {exc}", file=sys.stderr)
         return 2

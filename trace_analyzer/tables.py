@@ -57,7 +57,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "sub_operations_unanswered": "int", "sub_operations_ambiguous": "int", "linking": "str",
         "cancel_requested": "bool", "cancel_frame": "int", "complete": "bool", "final_frame": "int",
         "final_time": "float", "duration_s": "float", "error_comment": "str", "offending_element": "str",
-        "failed_sop_instances": "int", "invoker": "str", "performer": "str",
+        "failed_sop_instances": "int", "invoker": "str", "performer": "str", "errors": "int",
+        "warnings": "int",
     },
     "progress": {
         "capture": "str", "association": "int", "message_id": "int", "frame": "int", "time": "float",
@@ -87,6 +88,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "affected_sop_instance_uid": "str", "priority": "int", "data_set_type": "int", "status": "int",
         "remaining": "int", "completed": "int", "failed": "int", "warning": "int",
         "dataset_bytes": "int", "elements": "str",
+    },
+    "violations": {
+        "capture": "str", "rule": "str", "severity": "str", "title": "str", "section": "str",
+        "association": "int", "message_id": "int", "frame": "int", "time": "float", "peer": "str",
+        "peer_side": "str", "peer_role": "str", "detail": "str",
+    },
+    "peers": {
+        "ae_title": "str", "address": "str", "implementation_class_uid": "str",
+        "implementation_version": "str", "roles": "str", "captures": "int", "associations": "int",
+        "operations": "int", "errors": "int", "warnings": "int", "rules_broken": "str", "verdict": "str",
     },
     "problems": {
         "capture": "str", "frame": "int", "time": "float", "association": "int", "code": "str",
@@ -238,8 +249,17 @@ def _sub_counts(operation: Operation) -> dict[str, int]:
     return counts
 
 
+def _finding_counts(analysis: Analysis) -> dict[tuple, dict[str, int]]:
+    counts: dict[tuple, dict[str, int]] = defaultdict(lambda: {"error": 0, "warning": 0, "info": 0})
+    for finding in analysis.findings:
+        counts[(finding.capture, finding.association, finding.message_id)][finding.severity] += 1
+    return counts
+
+
 def _operations(analysis: Analysis) -> Iterator[dict]:
+    finding_counts = _finding_counts(analysis)
     for operation in analysis.operation_records:
+        found = finding_counts.get((operation.capture, operation.association, operation.message_id), {})
         request, final = operation.request, operation.final
         last = final or (operation.responses[-1] if operation.responses else None)
         sop_class = request.AffectedSOPClassUID if request else (last.AffectedSOPClassUID if last else None)
@@ -289,6 +309,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "failed_sop_instances": failed_list,
             "invoker": operation.invoker, "performer": "acceptor" if operation.invoker == "requestor"
             else "requestor",
+            "errors": found.get("error", 0), "warnings": found.get("warning", 0),
         }
 
 
@@ -437,6 +458,93 @@ def _messages(analysis: Analysis) -> Iterator[dict]:
         yield row
 
 
+def _violations(analysis: Analysis) -> Iterator[dict]:
+    for f in analysis.findings:
+        yield {"capture": f.capture, "rule": f.rule, "severity": f.severity, "title": f.title,
+               "section": f.section, "association": f.association, "message_id": f.message_id,
+               "frame": f.frame, "time": f.time, "peer": f.peer, "peer_side": f.peer_side,
+               "peer_role": f.peer_role, "detail": f.detail}
+
+
+_ROLE_OF_SENDER = {("C-GET", True): "C-GET SCU", ("C-GET", False): "C-GET SCP",
+                   ("C-CANCEL", True): "C-GET SCU",
+                   ("C-STORE", True): "Storage SCU", ("C-STORE", False): "Storage SCP"}
+
+
+def peer_key(record, side: str) -> tuple:
+    """Who a side of an association is: AE title, address, implementation UID and version.
+
+    A requestor's port changes with every connection, so only its host is kept;
+    an acceptor is known by host and listening port.
+    """
+    rq = record.request
+    params = rq if side == "requestor" else record.accept
+    if side == "requestor":
+        ae = rq.calling_ae if rq else None
+        address = record.client.rsplit(":", 1)[0]
+    else:
+        ae = rq.called_ae if rq else None
+        address = record.server
+    return (ae, address, params.implementation_class_uid if params else None,
+            params.implementation_version_name if params else None)
+
+
+def _peers(analysis: Analysis) -> Iterator[dict]:
+    peers: dict[tuple, dict] = {}
+    sides: dict[tuple[str, int, str], tuple] = {}
+    for record in analysis.association_records:
+        for side in ("requestor", "acceptor"):
+            key = peer_key(record, side)
+            sides[(record.capture, record.association, side)] = key
+            peer = peers.setdefault(key, {"roles": set(), "captures": set(), "associations": set(),
+                                          "operations": set(), "errors": 0, "warnings": 0, "rules": set(),
+                                          "exercised": False})
+            peer["roles"].add(f"association {side}")
+            peer["captures"].add(record.capture)
+            peer["associations"].add((record.capture, record.association))
+            if side == "requestor" and record.request is not None:
+                peer["exercised"] = True
+            if side == "acceptor" and (record.accept is not None or record.reject is not None):
+                peer["exercised"] = True
+    for message in analysis.primitives:
+        key = sides.get((message.capture, message.association, message.sender))
+        if key is None:
+            continue
+        peer = peers[key]
+        peer["exercised"] = True
+        role = _ROLE_OF_SENDER.get((message.msg_type, bool(message.is_request)))
+        if role:
+            peer["roles"].add(role)
+    for operation in analysis.operation_records:
+        for side in ("requestor", "acceptor"):
+            key = sides.get((operation.capture, operation.association, side))
+            if key is not None:
+                peers[key]["operations"].add((operation.capture, operation.association, operation.message_id))
+    for finding in analysis.findings:
+        key = sides.get((finding.capture, finding.association, finding.peer_side))
+        if key is None:
+            continue
+        peer = peers[key]
+        if finding.severity == "error":
+            peer["errors"] += 1
+            peer["rules"].add(finding.rule)
+        elif finding.severity == "warning":
+            peer["warnings"] += 1
+            peer["rules"].add(finding.rule)
+    for (ae, address, uid, version), peer in peers.items():
+        if peer["errors"]:
+            verdict = "non-conformant"
+        elif peer["exercised"]:
+            verdict = "conformant"
+        else:
+            verdict = "not exercised"
+        yield {"ae_title": ae, "address": address, "implementation_class_uid": uid,
+               "implementation_version": version, "roles": ", ".join(sorted(peer["roles"])),
+               "captures": len(peer["captures"]), "associations": len(peer["associations"]),
+               "operations": len(peer["operations"]), "errors": peer["errors"], "warnings": peer["warnings"],
+               "rules_broken": " ".join(sorted(peer["rules"])) or None, "verdict": verdict}
+
+
 def _problems(analysis: Analysis) -> Iterator[dict]:
     for problem in analysis.problem_records:
         yield {"capture": problem.capture, "frame": problem.frame, "time": problem.time,
@@ -454,7 +562,8 @@ def _captures(analysis: Analysis) -> Iterator[dict]:
 _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
     "associations": _associations, "contexts": _contexts, "operations": _operations,
     "progress": _progress, "sub_operations": _sub_operations, "statuses": _statuses,
-    "offending_elements": _offending_elements, "messages": _messages, "problems": _problems,
+    "offending_elements": _offending_elements, "messages": _messages, "violations": _violations,
+    "peers": _peers, "problems": _problems,
     "captures": _captures,
 }
 
