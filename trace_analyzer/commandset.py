@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import DicomDictionary
 
 _HEADER = struct.Struct("<HHI")
 
@@ -40,15 +40,10 @@ NO_DATA_SET = 0x0101
 
 
 def _command_dictionary() -> dict[int, tuple[str, str]]:
-    table = {}
-    for element in range(0x0000, 0x1100):
-        tag = element  # group 0000
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            continue
-        table[tag] = (vr, keyword_for_tag(tag))
-    return table
+    # Every group 0000 entry, the retired ACR-NEMA ones at (0000,4000) and
+    # above included, so that they are named rather than called unknown.
+    # Entry layout: (VR, VM, name, retired, keyword).
+    return {tag: (entry[0], entry[4]) for tag, entry in DicomDictionary.items() if tag >> 16 == 0}
 
 
 _DICTIONARY = _command_dictionary()
@@ -188,6 +183,10 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
         if expected is not None and length != expected:
             result.problems.append(
                 f"element ({group:04X},{elem:04X}) {vr} has length {length}, expected {expected}"
+            )
+        elif vr == "AT" and length % 4:  # CMD-005: AT values are 4-byte tags
+            result.problems.append(
+                f"element ({group:04X},{elem:04X}) AT has length {length}, not a multiple of 4"
             )
         element = CommandElement(tag, keyword, vr, length, _decode_value(vr, raw))
         result.elements.append(element)

@@ -92,7 +92,8 @@ def _plausible_pdv_chain(buf: bytearray, start: int, length: int, require_comman
     """Check the PDV items of a P-DATA-TF candidate. None: not enough bytes yet."""
     end = start + 6 + length
     offset = start + 6
-    if len(buf) < offset + 14:
+    # The first PDV header and 8 fragment bytes, or the whole PDU if it is shorter.
+    if len(buf) < min(offset + 14, end):
         return None
     item_length = unpack_from(">I", buf, offset)[0]
     context_id, control = buf[offset + 4], buf[offset + 5]

@@ -9,6 +9,7 @@ passcodes of User Identity items are never kept: only the identity type.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from struct import error as StructError
 from struct import unpack_from
 
 PC_RESULTS = {
@@ -173,11 +174,20 @@ def _decode_user_information(value: bytes, params: AssociateParameters) -> None:
             return
         try:
             _decode_user_item(sub_type, raw, params)
-        except (IndexError, ValueError) as exc:  # struct.error is a ValueError
+        except (IndexError, ValueError, StructError) as exc:  # struct.error is not a ValueError
             params.problems.append(f"user information sub-item 0x{sub_type:02X} is malformed ({exc})")
         offset += 4 + length
     if offset != len(value):
         params.problems.append("stray bytes at the end of the user information item")
+
+
+def _prefixed_uid(raw: bytes) -> tuple[str, int]:
+    """A UID with a 2-byte length before it, and the offset after it."""
+    uid_length = unpack_from(">H", raw, 0)[0]
+    end = 2 + uid_length
+    if end > len(raw):
+        raise ValueError(f"UID length {uid_length} runs past the sub-item")
+    return _uid(raw[2:end]), end
 
 
 def _decode_user_item(sub_type: int, raw: bytes, params: AssociateParameters) -> None:
@@ -188,18 +198,15 @@ def _decode_user_item(sub_type: int, raw: bytes, params: AssociateParameters) ->
     elif sub_type == 0x53:
         params.async_window = unpack_from(">HH", raw, 0)
     elif sub_type == 0x54:
-        uid_length = unpack_from(">H", raw, 0)[0]
-        uid = _uid(raw[2:2 + uid_length])
-        params.roles.append(RoleSelection(uid, raw[2 + uid_length], raw[3 + uid_length]))
+        uid, end = _prefixed_uid(raw)
+        params.roles.append(RoleSelection(uid, raw[end], raw[end + 1]))
     elif sub_type == 0x55:
         params.implementation_version_name = _text(raw).strip()
     elif sub_type == 0x56:
-        uid_length = unpack_from(">H", raw, 0)[0]
-        params.extended_negotiation.append(
-            ExtendedNegotiation(_uid(raw[2:2 + uid_length]), bytes(raw[2 + uid_length:])))
+        uid, end = _prefixed_uid(raw)
+        params.extended_negotiation.append(ExtendedNegotiation(uid, bytes(raw[end:])))
     elif sub_type == 0x57:
-        uid_length = unpack_from(">H", raw, 0)[0]
-        params.common_extended_negotiation.append(_uid(raw[2:2 + uid_length]))
+        params.common_extended_negotiation.append(_prefixed_uid(raw)[0])
     elif sub_type == 0x58:
         # Type and the response flag only: the identity and passcode stay on the wire.
         params.user_identity_type = raw[0]
