@@ -392,3 +392,35 @@ def test_syn_ack_retransmitted_after_data_is_same_connection():
     assert len(feed.of(ConnectionOpened)) == 1
     assert not feed.of(ConnectionClosed)
     assert feed.data(B) == b"answer"
+
+
+def _ack(src: str, ack: int) -> TcpSegment:
+    dst = B if src == A else A
+    base = ISN_B if src == B else ISN_A
+    return TcpSegment(src, dst, (base + 1) & 0xFFFFFFFF, TCP_ACK, b"", 0, ack & 0xFFFFFFFF)
+
+
+def test_acknowledged_hole_is_given_up_without_waiting_for_the_end():
+    feed = Feeder()
+    handshake(feed)
+    feed(seg(A, ISN_A + 1, b"a" * 100))
+    feed(seg(A, ISN_A + 201, b"c" * 100))  # 100 bytes at +101 never captured
+    feed(_ack(B, ISN_A + 301))  # ...but B received them
+    for _ in range(10):
+        feed(seg(B, ISN_B + 1 + 10 * _, b"x" * 10))
+    gaps = feed.of(StreamGap)
+    assert len(gaps) == 1 and gaps[0].size == 100
+    # Given up while B kept talking, long before the connection ends.
+    assert feed.data(A) == b"a" * 100 + b"c" * 100
+    assert not feed.of(ConnectionClosed)
+
+
+def test_acknowledged_hole_that_fills_soon_is_no_hole():
+    feed = Feeder()
+    handshake(feed)
+    feed(seg(A, ISN_A + 1, b"a" * 100))
+    feed(seg(A, ISN_A + 201, b"c" * 100))
+    feed(_ack(B, ISN_A + 301))  # the capture saw the ACK before the data it covers
+    feed(seg(A, ISN_A + 101, b"b" * 100))
+    assert feed.of(StreamGap) == []
+    assert feed.data(A) == b"a" * 100 + b"b" * 100 + b"c" * 100

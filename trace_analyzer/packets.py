@@ -42,6 +42,7 @@ class TcpSegment:
     #: payload bytes the IP header announced; more than len(payload) when the
     #: frame was cut by the capture's snaplen.
     expected_length: int
+    ack: int = 0  # acknowledgement number; meaningful when flags has TCP_ACK
 
 
 class Skip(Exception):
@@ -144,7 +145,7 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
         raise Skip(f"IP version {version}")
     if len(frame) < tcp + 20:
         raise Skip("short TCP header")
-    sport, dport, seq = unpack_from(">HHI", frame, tcp)
+    sport, dport, seq, ack = unpack_from(">HHII", frame, tcp)
     data_offset = (frame[tcp + 12] >> 4) * 4
     if data_offset < 20:  # garbage: header bytes would be taken as payload
         raise Skip("bad TCP header length")
@@ -152,4 +153,4 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
     start = tcp + data_offset
     expected = max(0, ip_end - start)
     payload = frame[start:ip_end]
-    return TcpSegment(f"{src_fmt}:{sport}", f"{dst_fmt}:{dport}", seq, flags, payload, expected)
+    return TcpSegment(f"{src_fmt}:{sport}", f"{dst_fmt}:{dport}", seq, flags, payload, expected, ack)

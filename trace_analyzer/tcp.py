@@ -18,6 +18,9 @@ from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
 #: as lost: beyond any sane TCP window, and a bound on memory.
 MAX_OUT_OF_ORDER_BYTES = 16 * 1024 * 1024
 MAX_OUT_OF_ORDER_SEGMENTS = 4096
+#: Packets of a connection to wait, after the peer acknowledged bytes past a
+#: hole, before the hole is declared lost.
+ACKED_HOLE_GRACE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class _Direction:
     fin: bool = False
     last_frame: int = 0
     last_time: float = 0.0
+    acked_hole: int | None = None  # the peer acknowledged up to here, past a hole
+    acked_grace: int = 0
 
     def absolute(self, seq: int) -> int:
         # Choose the absolute position nearest to what we expect next, so
@@ -118,6 +123,11 @@ class TcpReassembler:
         if seg.payload or seg.expected_length:
             connection.had_data = True
             self._data(connection, direction, seg, frame, time, events)
+        if seg.flags & TCP_ACK:
+            self._acknowledged(connection.directions[seg.dst], seg.ack)
+        for held in connection.directions.values():
+            if held.acked_hole is not None:
+                self._wait_for_acked_hole(connection, held, events)
         if seg.flags & TCP_RST:
             events.extend(self._close(key, frame, time, "rst"))
         elif seg.flags & TCP_FIN:
@@ -229,6 +239,32 @@ class TcpReassembler:
             if held_frame > frame:
                 frame, time = held_frame, held_time
             self._deliver(connection, direction, start, payload, length, frame, time, held_frame, events)
+
+    def _acknowledged(self, direction: _Direction, ack: int) -> None:
+        """The peer acknowledged bytes past a hole: note it; they may yet show up.
+
+        A capture point can see an ACK a little before the data it covers, so
+        the hole is given up only if it stays unfilled for a few more packets
+        (see _wait_for_acked_hole), not at the end of the connection: that keeps
+        this direction's messages in step with the other direction's.
+        """
+        if direction.pending and direction.next is not None and direction.acked_hole is None:
+            acknowledged = direction.absolute(ack)
+            if acknowledged > direction.next:
+                direction.acked_hole = acknowledged
+                direction.acked_grace = ACKED_HOLE_GRACE
+
+    def _wait_for_acked_hole(self, connection: _Connection, direction: _Direction,
+                             events: list[TcpEvent]) -> None:
+        if not direction.pending or direction.next >= direction.acked_hole:
+            direction.acked_hole = None  # filled after all
+            return
+        direction.acked_grace -= 1
+        if direction.acked_grace > 0:
+            return
+        acknowledged, direction.acked_hole = direction.acked_hole, None
+        while direction.pending and direction.next < acknowledged and min(direction.pending) <= acknowledged:
+            self._give_up_hole(connection, direction, events)
 
     def _give_up_hole(self, connection: _Connection, direction: _Direction,
                       events: list[TcpEvent]) -> None:
