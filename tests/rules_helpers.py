@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from builders import conversation_packets
 from scapy.utils import wrpcap
 
 import trace_analyzer
-from builders import conversation_packets
 
 
 def analyze_exchanges(tmp_path, exchanges, name="rule.pcap", rules=None, **options):
