@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .association import AssociationRecord, AssociationSession, Problem
-from .capture import CaptureError, CaptureRecord, read_capture
+from .capture import CaptureError, CaptureRecord, iter_records
 from .dimse import DimseMessage
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
@@ -68,20 +68,24 @@ class CaptureAnalyzer:
         self.problems.append(Problem(self.capture, frame, time, None, code, detail))
 
     def feed(self, record: CaptureRecord) -> None:
+        self.feed_frame(record.frame, record.time, record.linktype, record.data)
+
+    def feed_frame(self, frame: int, time: float, linktype: int, data: bytes) -> None:
+        """One captured frame (the hot path: runs for every packet)."""
         summary = self.summary
         summary.frames += 1
-        summary.bytes += len(record.data)
+        summary.bytes += len(data)
         if summary.first_time is None:
-            summary.first_time = record.time
-        summary.last_time = record.time
+            summary.first_time = time
+        summary.last_time = time
         try:
-            segment = decode_tcp(record.linktype, record.data)
+            segment = decode_tcp(linktype, data)
         except Skip as skip:
             reason = str(skip)
             summary.skipped_frames[reason] = summary.skipped_frames.get(reason, 0) + 1
             return
         summary.tcp_frames += 1
-        for event in self._tcp.feed(segment, record.frame, record.time):
+        for event in self._tcp.feed(segment, frame, time):
             self._tcp_event(event)
 
     def finish(self) -> None:
@@ -208,10 +212,14 @@ def analyze_capture(path: str, ports: Iterable[int] = (),
     def problem(frame: int, text: str) -> None:
         analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
 
-    for record in read_capture(path, problem):
-        analyzer.feed(record)
-        if on_progress is not None:
-            on_progress(len(record.data) + 16)
+    feed = analyzer.feed_frame
+    if on_progress is None:
+        for frame, time, linktype, data, _ in iter_records(path, problem):
+            feed(frame, time, linktype, data)
+    else:
+        for frame, time, linktype, data, _ in iter_records(path, problem):
+            feed(frame, time, linktype, data)
+            on_progress(len(data) + 16)
     analyzer.finish()
     return analyzer
 

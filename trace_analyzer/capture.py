@@ -95,73 +95,107 @@ class _ReadWatcher:
         return getattr(self._handle, name)
 
 
-def _read_pcap_record(reader: RawPcapReader) -> tuple[bytes, RawPcapReader.PacketMetadata]:
-    """One pcap record, whole; EOFError at the end of the file."""
-    header = reader.f.read(16)
-    if len(header) < 16:
-        raise EOFError
-    sec, usec, caplen, wirelen = struct.unpack(reader.endian + "IIII", header)
-    if caplen > _MAX_RECORD:
-        raise ValueError(f"record length {caplen} is beyond any captured frame")
-    # In chunks, so that a length in a damaged file allocates no more than the file holds.
-    chunks = []
-    remaining = caplen
-    while remaining:
-        chunk = reader.f.read(min(remaining, _CHUNK))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks), RawPcapReader.PacketMetadata(sec=sec, usec=usec, wirelen=wirelen, caplen=caplen)
+#: pcap files are read in blocks of this size and cut into records in memory:
+#: one read call per block instead of two per record.
+_BLOCK = 1024 * 1024
+
+
+def _pcap_records(reader: RawPcapReader, on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:
+    """(frame, time, linktype, data, wirelen) for each record of a pcap file."""
+    handle = reader.f
+    unpack = struct.Struct(reader.endian + "IIII").unpack_from
+    divisor = 1e9 if reader.nano else 1e6
+    linktype = reader.linktype
+    buf = b""
+    pos = 0
+    frame = 0
+    while True:
+        if len(buf) - pos < 16:
+            more = handle.read(_BLOCK)
+            if not more:
+                if len(buf) > pos and on_problem is not None:
+                    on_problem(frame + 1, f"capture ends inside record {frame + 1} "
+                                          f"({len(buf) - pos} bytes of its header): the file is truncated")
+                return
+            buf = buf[pos:] + more
+            pos = 0
+            continue
+        sec, usec, caplen, wirelen = unpack(buf, pos)
+        if caplen > _MAX_RECORD:
+            if on_problem is not None:
+                on_problem(frame + 1, f"capture record {frame + 1} is unreadable: it claims {caplen} "
+                                      "bytes, beyond any captured frame; the rest of the file is skipped")
+            return
+        end = pos + 16 + caplen
+        if end > len(buf):
+            more = handle.read(max(_BLOCK, end - len(buf)))
+            if more:
+                buf = buf[pos:] + more
+                pos = 0
+                continue
+            # The file ends inside this record: hand over what is there, as a snaplen cut would be.
+            frame += 1
+            data = buf[pos + 16:]
+            if on_problem is not None:
+                on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
+                                  f"{caplen} bytes present): the file is truncated")
+            yield frame, sec + usec / divisor, linktype, data, wirelen
+            return
+        frame += 1
+        yield frame, sec + usec / divisor, linktype, buf[pos + 16:end], wirelen
+        pos = end
+
+
+def _pcapng_records(reader: RawPcapNgReader,
+                    on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:
+    watcher = reader.f = _ReadWatcher(reader.f)
+    frame = 0
+    previous_time = 0.0
+    while True:
+        try:
+            data, meta = reader._read_packet(size=_NO_CUT)
+        except EOFError:
+            if watcher.short_read and on_problem is not None:
+                on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
+            return
+        except (OSError, struct.error, ValueError, zlib.error, Scapy_Exception) as exc:
+            if on_problem is not None:
+                on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({exc}); "
+                                      "the rest of the file is skipped")
+            return
+        frame += 1
+        if meta.tshigh is None:  # a Simple Packet Block has no timestamp
+            time = previous_time
+        else:
+            time = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+        previous_time = time
+        yield frame, time, meta.linktype, data, meta.wirelen if meta.wirelen is not None else len(data)
+
+
+def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None) -> Iterator[tuple]:
+    """Yield ``(frame, time, linktype, data, wirelen)`` for every record of the capture.
+
+    Plain tuples, because this runs once per frame of captures that hold
+    millions. ``on_problem(frame, text)`` hears of a damaged or truncated
+    file; everything before the damage has been yielded by then.
+    """
+    reader = _open_reader(path)
+    try:
+        if isinstance(reader, RawPcapNgReader):
+            yield from _pcapng_records(reader, on_problem)
+        else:
+            try:
+                yield from _pcap_records(reader, on_problem)
+            except (OSError, EOFError, zlib.error) as exc:
+                if on_problem is not None:
+                    on_problem(0, f"capture unreadable past this point ({exc})")
+    finally:
+        reader.close()
 
 
 def read_capture(
     path: str, on_problem: Callable[[int, str], None] | None = None
 ) -> Iterator[CaptureRecord]:
-    """Yield every record of the capture at ``path``.
-
-    ``on_problem(frame, text)`` hears of a file that ends inside a record
-    (the part present is still yielded, as a snaplen cut would be).
-    """
-    reader = _open_reader(path)
-    frame = 0
-    previous_time = 0.0
-    is_ng = isinstance(reader, RawPcapNgReader)
-    watcher = reader.f = _ReadWatcher(reader.f)
-    try:
-        while True:
-            try:
-                if is_ng:
-                    data, meta = reader._read_packet(size=_NO_CUT)
-                else:
-                    data, meta = _read_pcap_record(reader)
-            except EOFError:
-                if watcher.short_read and on_problem is not None:
-                    on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
-                break
-            except (OSError, struct.error, ValueError, zlib.error, Scapy_Exception) as exc:
-                if on_problem is not None:
-                    on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({exc}); "
-                                          "the rest of the file is skipped")
-                break
-            frame += 1
-            if is_ng:
-                linktype = meta.linktype
-                if meta.tshigh is None:  # a Simple Packet Block has no timestamp
-                    time = previous_time
-                else:
-                    time = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
-                wirelen = meta.wirelen if meta.wirelen is not None else len(data)
-            else:
-                linktype = reader.linktype
-                time = meta.sec + meta.usec / (1e9 if reader.nano else 1e6)
-                wirelen = meta.wirelen
-                if len(data) < meta.caplen:
-                    watcher.short_read = False  # reported here, with the record's frame
-                    if on_problem is not None:
-                        on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
-                                          f"{meta.caplen} bytes present): the file is truncated")
-            previous_time = time
-            yield CaptureRecord(frame, time, linktype, data, wirelen)
-    finally:
-        reader.close()
+    """Yield every record of the capture at ``path`` as a :class:`CaptureRecord`."""
+    for frame, time, linktype, data, wirelen in iter_records(path, on_problem):
+        yield CaptureRecord(frame, time, linktype, data, wirelen)

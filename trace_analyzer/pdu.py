@@ -150,6 +150,8 @@ class PduReader:
         self._mark_positions: list[int] = []
         self._mark_frames: list[int] = []
         self.synced = synced
+        #: Buffer length the PDU being received needs: until then a feed only appends.
+        self._need = 6
         #: When hunting for a boundary, demand a command PDV (used for detection
         #: mid-stream on a port nobody told us is DICOM).
         self.require_command = require_command
@@ -164,9 +166,12 @@ class PduReader:
             self._mark_positions.append(self._pos + len(self._buf))
             self._mark_frames.append(frame)
         self._buf += data
+        if self.synced and len(self._buf) < self._need:
+            return []  # the middle of a PDU: the common case for bulk data
         out: list[Pdu | UlProblem] = []
         buf = self._buf
         consumed = 0
+        self._need = 6
         while True:
             if not self.synced:
                 status, index = self._hunt(consumed)
@@ -190,6 +195,7 @@ class PduReader:
                 continue
             end = consumed + 6 + length
             if len(buf) < end:
+                self._need = end - consumed  # measured from this PDU's start, once consumed bytes go
                 break
             out.append(Pdu(pdu_type, length, bytes(buf[consumed + 6:end]), frame, time,
                            self._frame_at(self._pos + consumed), self._pos + consumed))
@@ -230,6 +236,7 @@ class PduReader:
         self._mark_frames.clear()
         self._pos += dropped + missing
         self.synced = False
+        self._need = 6
         return dropped
 
     @property

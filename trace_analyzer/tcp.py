@@ -23,7 +23,7 @@ MAX_OUT_OF_ORDER_SEGMENTS = 4096
 ACKED_HOLE_GRACE = 8
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionOpened:
     conn: int
     client: str  # the SYN sender if the SYN was seen, else the first sender
@@ -33,7 +33,7 @@ class ConnectionOpened:
     saw_syn: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamData:
     conn: int
     src: str
@@ -42,7 +42,7 @@ class StreamData:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamGap:
     conn: int
     src: str
@@ -52,7 +52,7 @@ class StreamGap:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClosed:
     conn: int
     frame: int
@@ -105,8 +105,24 @@ class TcpReassembler:
 
     def feed(self, seg: TcpSegment, frame: int, time: float) -> list[TcpEvent]:
         key = (seg.src, seg.dst) if seg.src < seg.dst else (seg.dst, seg.src)
-        events: list[TcpEvent] = []
         connection = self._connections.get(key)
+        if connection is not None and not seg.flags & 0x07:  # no SYN, FIN or RST
+            # Fast path, nearly every packet of a healthy capture: the next
+            # in-order bytes, nothing held in either direction.
+            direction = connection.directions[seg.src]
+            payload = seg.payload
+            if (direction.next is not None and not direction.pending and direction.acked_hole is None
+                    and len(payload) == seg.expected_length
+                    and (seg.seq - direction.base_seq - direction.next) & 0xFFFFFFFF == 0):
+                other = connection.directions[seg.dst]
+                if not other.pending:
+                    direction.last_frame, direction.last_time = frame, time
+                    if not payload:
+                        return []
+                    connection.had_data = True
+                    direction.next += len(payload)
+                    return [StreamData(connection.conn, seg.src, payload, frame, time)]
+        events: list[TcpEvent] = []
         is_syn = bool(seg.flags & TCP_SYN)
         if connection is not None and is_syn and self._is_new_connection(connection, seg):
             events.extend(self._close(key, frame, time, "reused"))
