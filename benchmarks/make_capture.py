@@ -67,7 +67,8 @@ class PcapWriter:
 
 
 class Conversation:
-    def __init__(self, writer: PcapWriter, client: tuple[str, int], server: tuple[str, int], mss: int) -> None:
+    def __init__(self, writer: PcapWriter, client: tuple[str, int], server: tuple[str, int],
+                 mss: int) -> None:
         self.writer = writer
         self.ends = {"c": client, "s": server}
         self.seq = {"c": 1000, "s": 500000}
@@ -79,17 +80,19 @@ class Conversation:
     def send(self, side: str, data: bytes, flags: int = 0x18) -> None:
         other = "s" if side == "c" else "c"
         view = memoryview(data)
+        src, dst = self.ends[side], self.ends[other]
         if not data:
-            self.writer.segment(self.ends[side], self.ends[other], self.seq[side], self.seq[other], flags, b"")
+            self.writer.segment(src, dst, self.seq[side], self.seq[other], flags, b"")
             self.seq[side] += 1 if flags & 0x03 else 0
             return
         for offset in range(0, len(data), self.mss):
             chunk = view[offset:offset + self.mss]
-            self.writer.segment(self.ends[side], self.ends[other], self.seq[side], self.seq[other], flags, chunk)
+            self.writer.segment(src, dst, self.seq[side], self.seq[other], flags, chunk)
             self.seq[side] += len(chunk)
 
 
-def write_association(writer: PcapWriter, index: int, instances: int, size: int, mss: int, max_pdu: int) -> None:
+def write_association(writer: PcapWriter, index: int, instances: int, size: int, mss: int,
+                      max_pdu: int) -> None:
     client = ("127.0.0.1", 40000 + index)
     server = ("127.0.0.2", 11112)
     talk = Conversation(writer, client, server, mss)
