@@ -5,7 +5,10 @@
 
 Real scenarios run pynetdicom and/or DCMTK peers on the loopback interface
 (random free ports) while ``tcpdump -i lo -U`` (or ``dumpcap`` for pcapng)
-records them; crafted scenarios transform a real recording with scapy.
+records them; crafted scenarios transform a real recording with scapy; fault
+scenarios (``fault_*``) record a real SCU (pynetdicom or getscu) against the
+deliberately misbehaving socket SCP of ``samples/misbehaving.py``, recorded
+the same way, and list the catalog rules the SCP must trigger.
 ``sample_pcaps/manifest.json`` receives, for every capture, the ground truth
 reported by the peers themselves (never decoded from the capture).
 
@@ -147,7 +150,7 @@ def _record_real(scenario: Scenario, out_dir: Path) -> dict:
     entry = {
         "file": scenario.filename,
         "scenario": scenario.name,
-        "kind": "real",
+        "kind": scenario.kind,
         "summary": scenario.summary,
         "ip_version": 6 if scenario.name == "ipv6_success" else 4,
         "capture_tool": (
@@ -241,7 +244,7 @@ def record(scenario_name: str, out_dir: Path, _sources: dict[str, dict] | None =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    if scenario.kind == "real":
+    if scenario.kind in ("real", "fault"):
         entry = _record_real(scenario, out_dir)
     else:
         entry = _record_crafted(scenario, out_dir, _sources or {})
@@ -326,8 +329,10 @@ def write_readme(out_dir: Path, entries: dict[str, dict]) -> None:
         entry = entries.get(scenario.filename)
         kind = entry["kind"] if entry else scenario.kind
         how = scenario.summary
-        if entry and kind == "real":
+        if entry and kind in ("real", "fault"):
             how += f"; {entry['peers']}"
+        if entry and kind == "fault":
+            how += f"; expected rules: {', '.join(entry['expected_rules'])}"
         elif entry and entry.get("crafted"):
             how += f"; scapy transform of `{entry['crafted']['source']}`"
         if entry is None:
@@ -346,6 +351,15 @@ def write_readme(out_dir: Path, entries: dict[str, dict]) -> None:
         "  from its `-d` log; getscu 3.6.7 never reads a C-GET-RSP data set, so",
         "  `failed_sop_instance_uid_list` is null there, and its client port is unknown except when",
         "  the SCP is pynetdicom.",
+        "- `fault_*.pcap` (kind `fault`) are real loopback recordings of a real SCU (pynetdicom, or",
+        "  getscu where the manifest says so) against `scripts/samples/misbehaving.py`, a plain-socket",
+        "  C-GET SCP that breaks one rule on purpose. Their manifest entries add `misbehaving_peer`",
+        "  (`acceptor`), `fault`, `expected_rules` (catalog rule IDs the SCP must trigger) and `scp_view`",
+        "  (every message the misbehaving SCP sent). The ground truth is still the SCU's own view: with",
+        "  a pynetdicom SCU `response_statuses` lists every C-GET-RSP its DIMSE layer received (also any",
+        "  after the final one; `send_c_get_yielded` is what send_c_get returned), the C-STORE counts",
+        "  come from the C-STORE-RQs it received and the C-STORE-RSPs it sent, and",
+        "  `c_store_after_final` holds any C-STORE it answered after the C-GET ended.",
         "",
     ]
     (out_dir / README).write_text("\n".join(lines))
@@ -377,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     selected = [resolve(n) for n in args.only] if args.only else list(SCENARIOS.values())
-    selected.sort(key=lambda s: (s.kind != "real", list(SCENARIOS).index(s.name)))
+    selected.sort(key=lambda s: (s.kind == "crafted", list(SCENARIOS).index(s.name)))
     out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import importlib
 import json
+import re
 import struct
 import sys
 from pathlib import Path
@@ -43,6 +44,22 @@ REQUIRED_FILES = {
     "gap_lost_segment.pcap",
     "retrieve.pcap.gz",
 }
+#: Real SCUs against scripts/samples/misbehaving.py: fault mode -> rules the misbehaving SCP must trigger.
+FAULT_RULES = {
+    "success_despite_failures": {"GET-RSP-014", "GET-CNT-004", "GET-CNT-006"},
+    "pending_missing_counters": {"GET-RSP-007"},
+    "remaining_rises": {"GET-CNT-001"},
+    "response_after_final": {"GET-RSP-004"},
+    "undefined_status": {"GET-RSP-005"},
+    "store_after_final": {"GET-SUB-005"},
+    "subop_priority_mismatch": {"GET-SUB-003"},
+    "store_without_role": {"GET-SUB-001"},
+    "oversized_pdu": {"UL-004"},
+    "error_comment_too_long": {"GET-RSP-019"},
+    "cancel_ignored": {"GET-CAN-007"},
+}
+REQUIRED_FILES |= {f"fault_{mode}.pcap" for mode in FAULT_RULES}
+RULE_ID = re.compile(r"^(UL|CMD|GET-RQ|GET-ID|GET-RSP|GET-CNT|GET-SUB|GET-CAN|GET-ROLE)-\d{3}$")
 DLT = {"NULL": 0, "EN10MB": 1, "RAW": 101, "LINUX_SLL": 113}
 
 
@@ -64,6 +81,7 @@ ENTRIES = _entries()
 
 
 def _category(code: int) -> str:
+    """Status class per PS3.7 Annex C; "Unknown" (as pynetdicom says) for codes outside every class."""
     if code == 0x0000:
         return "Success"
     if code == 0xFE00:
@@ -72,7 +90,9 @@ def _category(code: int) -> str:
         return "Pending"
     if code in (0x0001, 0x0107, 0x0116) or 0xB000 <= code <= 0xBFFF:
         return "Warning"
-    return "Failure"
+    if code >> 12 in (0xA, 0xC) or code >> 8 in (0x01, 0x02):
+        return "Failure"
+    return "Unknown"
 
 
 def _c_gets(entry: dict):
@@ -169,7 +189,7 @@ def test_file_is_readable(entry, tmp_path):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=_ids(ENTRIES))
 def test_entry_shape(entry):
-    assert entry["kind"] in ("real", "crafted")
+    assert entry["kind"] in ("real", "crafted", "fault")
     assert entry["peers"] and entry["description"]
     assert entry["ip_version"] in (4, 6)
     assert entry["server_ports"] and all(0 < p < 65536 for p in entry["server_ports"])
@@ -189,6 +209,7 @@ def test_entry_shape(entry):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=_ids(ENTRIES))
 def test_c_get_numbers_are_consistent(entry):
+    fault = entry["kind"] == "fault"
     for get in _c_gets(entry):
         final = get["final_status"]
         assert isinstance(final, int)
@@ -198,12 +219,23 @@ def test_c_get_numbers_are_consistent(entry):
 
         statuses = get["response_statuses"]
         assert statuses[-1] == get["final_status_hex"]
-        assert sum(1 for s in statuses[:-1] if _category(int(s, 16)) == "Pending") == get["pending_responses"]
-        assert len(statuses) == get["pending_responses"] + 1
+        pending = sum(1 for s in statuses if _category(int(s, 16)) == "Pending")
+        assert pending == get["pending_responses"]
+        if fault:
+            # a fault may add responses after the final one: the final is the first non-Pending
+            first_final = next(s for s in statuses if _category(int(s, 16)) != "Pending")
+            assert first_final == get["final_status_hex"]
+            assert statuses.index(first_final) == get["pending_responses"]
+        else:
+            assert len(statuses) == get["pending_responses"] + 1
 
         received = get["c_store_subops_received"]
         assert received == len(get["c_store_statuses_returned"]) == len(get["c_store_sop_instance_uids"])
         silent = get["subops_without_c_store"]
+        if fault:
+            # The misbehaving SCP breaks the rules tied to what follows; its own entries are checked
+            # in test_fault_entries.
+            continue
         assert get["pending_responses"] <= received + silent
 
         counters = get["counters"]
@@ -268,6 +300,78 @@ def test_scenario_specific_truth():
         "dcmtk_scu_to_pynetdicom_scp.pcap",
     ):
         assert "DCMTK" in by_file[name]["peers"]
+
+
+FAULTS = [e for e in ENTRIES if e["kind"] == "fault"]
+
+
+def test_every_fault_mode_has_a_capture():
+    assert {e["fault"] for e in FAULTS} == set(FAULT_RULES)
+
+
+@pytest.mark.parametrize("entry", FAULTS, ids=_ids(FAULTS))
+def test_fault_entries(entry):
+    mode = entry["fault"]
+    assert entry["file"] == f"fault_{mode}.pcap" and entry["scenario"] == f"fault_{mode}"
+    assert entry["misbehaving_peer"] == "acceptor"
+    assert entry["format"] == "pcap" and entry["link_type"] == "EN10MB" and entry["ip_version"] == 4
+    assert set(entry["expected_rules"]) == FAULT_RULES[mode]
+    assert all(RULE_ID.match(rule) for rule in entry["expected_rules"])
+    assert entry["num_associations"] == entry["num_c_gets"] == 1
+    # the misbehaving SCP's own record of the exchange
+    (view,) = entry["scp_view"]
+    assert view["client_port"] == entry["associations"][0]["client_port"]
+    sent = view["sent"]
+    assert sent, "the misbehaving SCP records every message it sent"
+    stores = [m for m in sent if m["message"] == "C-STORE-RQ"]
+    responses = [m for m in sent if m["message"] == "C-GET-RSP"]
+    (get,) = _c_gets(entry)
+    if entry["scu"].startswith("pynetdicom"):
+        assert responses and [m["status"] for m in responses] == get["response_statuses"]
+        late = get.get("c_store_after_final") or []
+        assert len(stores) == get["c_store_subops_received"] + len(late)
+    assert view["c_gets"][0]["message_id"] == get["message_id"]
+    assert view["c_gets"][0]["priority"] == get["priority"]
+
+
+def test_fault_specific_truth():
+    by_mode = {e["fault"]: e for e in FAULTS}
+
+    def only_get(mode):
+        (get,) = _c_gets(by_mode[mode])
+        return get
+
+    def scp_sent(mode, message):
+        return [m for m in by_mode[mode]["scp_view"][0]["sent"] if m["message"] == message]
+
+    lying = only_get("success_despite_failures")
+    assert lying["final_status"] == 0x0000 and lying["counters"]["failed"] > 0
+    assert set(lying["c_store_statuses_returned"]) == {"0xC000"}
+    assert lying["counters"]["completed"] > 0  # none was answered 0x0000
+    for response in scp_sent("pending_missing_counters", "C-GET-RSP")[:-1]:
+        assert "remaining" not in response["counters"] and "warning" not in response["counters"]
+    remaining = [r["counters"]["remaining"] for r in scp_sent("remaining_rises", "C-GET-RSP")[:-1]]
+    assert any(later > earlier for earlier, later in zip(remaining, remaining[1:], strict=False))
+    twice = only_get("response_after_final")["response_statuses"]
+    assert [s for s in twice if s != "0xFF00"] == ["0x0000", "0x0000"]
+    assert only_get("response_after_final")["send_c_get_yielded"] == twice[:-1]
+    assert only_get("undefined_status")["final_status"] == 0xD000
+    assert only_get("undefined_status")["final_status_category"] == "Unknown"
+    assert len(only_get("store_after_final")["c_store_after_final"]) == 1
+    priority = only_get("subop_priority_mismatch")["priority"]
+    assert priority == 1
+    assert {m["priority"] for m in scp_sent("subop_priority_mismatch", "C-STORE-RQ")} == {0}
+    without_role = only_get("store_without_role")
+    assert set(without_role["c_store_statuses_returned"]) == {"0x0122"}
+    assert without_role["final_status"] == 0xA702
+    assert by_mode["oversized_pdu"]["associations"][0]["requestor_max_pdu"] == 4096
+    comment = only_get("error_comment_too_long")["error_comment"]
+    assert comment is not None and len(comment) == 70
+    cancelled = only_get("cancel_ignored")
+    assert cancelled["cancel_sent"] and cancelled["final_status"] == 0x0000
+    assert cancelled["c_store_subops_received"] >= 3
+    for mode in ("pending_missing_counters", "remaining_rises"):
+        assert "getscu" in by_mode[mode]["peers"]
 
 
 def test_recorder_exposes_record():

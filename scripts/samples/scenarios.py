@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from . import crafted
+from . import crafted, misbehaving
 from .capture import LoopbackCapture, find_tool, free_port
 from .dcmtk import DcmQrScp, dcmtk_version, run_getscu
 from .instances import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, all_instances, instance_uid, study_uid
@@ -36,7 +36,7 @@ from .pyn import (
 class Scenario:
     name: str
     filename: str
-    kind: str  # "real" or "crafted"
+    kind: str  # "real", "fault" (a real SCU against scripts/samples/misbehaving.py) or "crafted"
     summary: str
     run: Callable[[Path, Path], dict]
     source: str | None = None  # crafted: name of the source scenario
@@ -264,6 +264,10 @@ def _relink(kind: str) -> Callable[[Path, Path], dict]:
     return lambda src, dst: crafted.relink(src, dst, kind)
 
 
+def _fault(mode: str) -> Callable[[Path, Path], dict]:
+    return lambda path, workdir: misbehaving.record_fault(mode, path, workdir)
+
+
 # (name, file, kind, one-line summary, function, source of a crafted capture)
 _TABLE = [
     ("pynetdicom_to_pynetdicom_success", "pynetdicom_to_pynetdicom_success.pcap", "real",
@@ -313,6 +317,13 @@ _TABLE = [
     ("null_loopback", "null_loopback.pcap", "crafted",
      "success capture re-framed as BSD loopback (DLT_NULL)", _relink("null_loopback"), _SRC),
 ]  # fmt: skip
+
+# A real SCU against the misbehaving SCP of scripts/samples/misbehaving.py, one fault each.
+_TABLE += [
+    (f"fault_{mode}", f"fault_{mode}.pcap", "fault",
+     f"FAULT ({fault.scu} SCU -> misbehaving SCP): {fault.summary}", _fault(mode), None)
+    for mode, fault in misbehaving.FAULTS.items()
+]
 
 SCENARIOS: dict[str, Scenario] = {row[0]: Scenario(*row) for row in _TABLE}
 
