@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -51,6 +52,27 @@ TITLES = {
     "problems": "Capture and protocol problems",
 }
 MAX_CELL = 48
+#: On a narrow terminal, the columns given up first (the rest go from the right).
+NARROW_DROP: dict[str, tuple[str, ...]] = {
+    "associations": ("requestor_implementation_version", "acceptor_implementation_version",
+                     "requestor_max_pdu", "acceptor_max_pdu", "first_frame", "last_frame", "client",
+                     "server"),
+    "contexts": ("abstract_syntax", "requestor_scp_role", "acceptor_scp_role", "transfer_syntax_name"),
+    "operations": ("sop_class_name", "query_retrieve_level", "request_frame", "pending_responses",
+                   "sub_operations", "offending_element", "error_comment", "duration_s", "status_meaning",
+                   "cancel_requested", "sub_operations_failed"),
+    "progress": ("elapsed_s", "status_category"),
+    "sub_operations": ("sop_class_name", "request_frame", "affected_sop_instance_uid", "dataset_bytes",
+                       "status_meaning", "latency_s", "status_category"),
+    "statuses": ("operations", "category"),
+    "violations": ("peer_role", "association", "message_id", "severity"),
+    "peers": ("implementation_version", "roles", "associations", "operations", "rules_broken", "address"),
+    "problems": ("association",),
+}
+#: Rows shown per table on a terminal (--all shows every row).
+TERMINAL_ROWS = 25
+#: No column is shrunk below this many characters to fit the terminal; columns are dropped instead.
+MIN_CELL = 16
 
 
 class UsageError(Exception):
@@ -70,10 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (may be gzipped)")
     run.add_argument("--port", type=int, action="append", default=[], metavar="N",
                      help="decode TCP port N as DICOM (repeatable); DICOM is otherwise detected on any port")
-    run.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    run.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
+                     help="table: summary and tables for reading; json: one object of tables; csv, parquet: "
+                          "one file per table; html: a self-contained report with plots")
     run.add_argument("--output", metavar="PATH",
                      help="json: the file to write (default: standard output); csv: the folder "
-                          "(default: ./trace-analyzer-csv); table: the file (default: standard output)")
+                          "(default: ./trace-analyzer-csv); parquet: the folder (default: "
+                          "./trace-analyzer-parquet); html: the file (default: "
+                          "./trace-analyzer-report.html); table: the file (default: standard output)")
+    run.add_argument("--all", action="store_true", dest="show_all",
+                     help="table: show every row and column, however wide the terminal")
     _rule_options(run)
 
     check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
@@ -144,28 +172,89 @@ class _Progress:
 # -- output ------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, limit: int | None = MAX_CELL) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
-    text = str(value)
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+    return _clip(str(value), limit)
 
 
-def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+def _clip(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[:max(limit - 1, 0)] + "…"
+
+
+def _fit(columns: Sequence[str], widths: list[int], width: int,
+         drop_first: Sequence[str] = ()) -> tuple[list[int], list[int]]:
+    """Fit a line into ``width``: drop columns (``drop_first`` ones first, then from the right)
+    until the rest fit at their narrowest, then narrow the widest columns as little as needed.
+
+    Returns the widths and the indices of the columns kept. A column never gets narrower than
+    its header or MIN_CELL.
+    """
+    floors = [min(w, max(len(c), MIN_CELL)) for c, w in zip(columns, widths, strict=True)]
+
+    def total(ws: list[int], kept: list[int]) -> int:
+        return sum(ws[i] for i in kept) + 2 * (len(kept) - 1)
+
+    kept = list(range(len(columns)))
+    order = [columns.index(c) for c in drop_first if c in columns]
+    order += [i for i in reversed(range(len(columns))) if i not in order]
+    for index in order:
+        if len(kept) <= 1 or total(floors, kept) <= width:
+            break
+        kept.remove(index)
+    if total(widths, kept) <= width:
+        return widths, kept
+    low, high = 0, max(widths[i] for i in kept)  # the largest cap on column widths that fits
+    while low < high:
+        cap = (low + high + 1) // 2
+        if total([max(f, min(w, cap)) for w, f in zip(widths, floors, strict=True)], kept) <= width:
+            low = cap
+        else:
+            high = cap - 1
+    fitted = [max(f, min(w, low)) for w, f in zip(widths, floors, strict=True)]
+    spare = width - total(fitted, kept)
+    for i in reversed(kept):  # what is left goes to the clipped columns, rightmost first
+        extra = min(spare, widths[i] - fitted[i])
+        fitted[i] += extra
+        spare -= extra
+    return fitted, kept
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str], width: int | None = None,
+                 max_rows: int | None = None, max_cell: int | None = MAX_CELL,
+                 drop_first: Sequence[str] = ()) -> str:
+    """Rows as aligned text.
+
+    ``width`` fits the lines to a terminal: cells are clipped with "…" and the
+    columns that still do not fit (``drop_first`` ones first) are named below
+    the table; ``max_rows`` shows the first rows and counts the rest.
+    """
+    shown = rows if max_rows is None else rows[:max_rows]
+    cells = [[_cell(row.get(c), max_cell) for c in columns] for row in shown]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(row.get(c)) for row in rows) for c in columns]
+    kept = list(range(len(columns)))
+    if width is not None:
+        widths, kept = _fit(columns, widths, width, drop_first)
+    numeric = [all(_is_number(row.get(c)) for row in shown) for c in columns]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w)
-                         for v, w, n in zip(values, widths, numeric, strict=True)).rstrip()
+        parts = []
+        for i in kept:
+            text = _clip(values[i], widths[i])
+            parts.append(text.rjust(widths[i]) if numeric[i] else text.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])]
     out.extend(line(r) for r in cells)
+    if len(shown) < len(rows):
+        out.append(_clip(f"… {len(rows) - len(shown)} more row(s) (--all shows them)", width))
+    hidden = [c for i, c in enumerate(columns) if i not in kept]
+    if hidden:
+        out.append(_clip(f"… {len(hidden)} more column(s) (--all shows them): {', '.join(hidden)}", width))
     return "\n".join(out)
 
 
@@ -173,29 +262,40 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def render_text(analysis: Analysis) -> str:
-    captures = analysis.rows("captures")
-    operations = analysis.rows("operations")
-    out = []
-    for capture in captures:
-        if capture["error"]:
-            continue
-        out.append(f"Capture {capture['capture']}: {capture['frames']} frames, {capture['tcp_frames']} TCP, "
-                   f"{capture['dicom_connections']} DICOM association(s)")
-    by_status: dict[str, int] = {}
-    for row in operations:
-        key = row["status_category"] or "no final response"
-        by_status[key] = by_status.get(key, 0) + 1
-    summary = ", ".join(f"{count} {key}" for key, count in sorted(by_status.items()))
-    out.append(f"C-GET operations: {len(operations)}" + (f" ({summary})" if summary else ""))
+def render_text(analysis: Analysis, width: int | None = None, max_rows: int | None = None,
+                show_all: bool = False) -> str:
+    """The summary first (captures, associations, C-GETs by final status, peers by verdict,
+    findings), then the tables. ``width`` and ``max_rows`` truncate for a terminal; ``show_all``
+    lifts every limit and shows empty tables too."""
+    from .report import summary_lines
+
+    if show_all:
+        width = max_rows = None
+    out = ["Summary"]
+    lines = summary_lines(analysis)
+    label_width = max(len(label) for label, _ in lines)
+    for label, text in lines:
+        out.append(_clip(f"  {label.ljust(label_width)}  {text}", width))
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
-        if not rows and name in ("offending_elements", "problems", "statuses", "violations"):
+        if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
-        out.append(format_table(rows, columns) if rows else "(none)")
+        out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,
+                                NARROW_DROP.get(name, ())) if rows else "(none)")
     return "\n".join(out) + "\n"
+
+
+def _terminal_limits(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """Width and rows for table output: a terminal's size when writing to one (or COLUMNS when
+    set), no limit when writing to a file or a pipe, none at all with --all."""
+    if args.show_all:
+        return None, None
+    to_terminal = args.output is None and sys.stdout.isatty()
+    if to_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return shutil.get_terminal_size((100, 24)).columns, TERMINAL_ROWS
+    return None, None
 
 
 def _write_csv(analysis: Analysis, folder: str) -> None:
@@ -206,6 +306,32 @@ def _write_csv(analysis: Analysis, folder: str) -> None:
             writer.writeheader()
             for row in analysis.rows(name):
                 writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _write_parquet(analysis: Analysis, folder: str) -> None:
+    """One Parquet file per table, with the DataFrame's nullable types (Int64 stays int64 with nulls)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise UsageError("--format parquet needs pyarrow (pip install pyarrow)") from None
+    arrow_types = {"int": pyarrow.int64(), "float": pyarrow.float64(), "str": pyarrow.string(),
+                   "bool": pyarrow.bool_()}
+    os.makedirs(folder, exist_ok=True)
+    for name in TABLES:
+        schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
+        table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
+        pyarrow.parquet.write_table(table, os.path.join(folder, f"{name}.parquet"))
+
+
+def _write_html(analysis: Analysis, path: str) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--format html needs matplotlib (pip install matplotlib)") from None
+    from .report import write_html
+
+    write_html(analysis, path)
 
 
 def _emit(text: str, path: str | None) -> None:
@@ -300,8 +426,17 @@ def run_analyze(args: argparse.Namespace) -> int:
         folder = args.output or "trace-analyzer-csv"
         _write_csv(analysis, folder)
         print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {folder}", file=sys.stderr)
+    elif args.format == "parquet":
+        folder = args.output or "trace-analyzer-parquet"
+        _write_parquet(analysis, folder)
+        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {folder}", file=sys.stderr)
+    elif args.format == "html":
+        path = args.output or "trace-analyzer-report.html"
+        _write_html(analysis, path)
+        print(f"trace-analyzer: wrote the report to {path}", file=sys.stderr)
     elif len(analysis.errors) < len(analysis.captures):
-        _emit(render_text(analysis), args.output)
+        width, rows = _terminal_limits(args)
+        _emit(render_text(analysis, width, rows, args.show_all), args.output)
     return 2 if analysis.errors else 0
 
 
