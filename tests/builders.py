@@ -118,7 +118,7 @@ def c_get_rq(message_id: int, context_id: int = 1, priority: int = 0, level: str
              **keys) -> bytes:
     command = command_set({0x0002: PATIENT_ROOT_GET, 0x0100: 0x0010, 0x0110: message_id,
                            0x0700: priority, 0x0800: 0x0001})
-    keys = keys or {"StudyInstanceUID": "1.2.3"}
+    keys = keys or {"PatientID": "PAT1", "StudyInstanceUID": "1.2.3"}
     return message(context_id, command, identifier(QueryRetrieveLevel=level, **keys))
 
 

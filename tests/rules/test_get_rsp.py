@@ -168,15 +168,19 @@ def test_get_rsp_008_remaining_in_final(tmp_path):
     body = store(100) + [("s", rsp(1, 0xFF00, (0, 1, 0, 0))), ("s", rsp(1, 0x0000, (0, 1, 0, 0)))]
     analysis = analyze_exchanges(tmp_path, session(body))
     finding = scp_finding(analysis, "GET-RSP-008")
-    assert "(0000,1020) = 0" in finding.detail and "lowers" not in finding.detail
+    assert "(0000,1020) = 0" in finding.detail and finding.severity == "error"
     assert finding.frame == analysis.operation_records[0].final.frame
 
 
-def test_get_rsp_008_composite_root_mentions_lowering(tmp_path):
+def test_get_rsp_008_is_a_warning_for_composite_instance_root(tmp_path):
     contexts = [(1, COMPOSITE_INSTANCE_ROOT_GET, 0), (3, "1.2.840.10008.5.1.4.1.1.2", 0)]
     body = [("s", rsp(1, 0xA702, (0, 0, 1, 0), sop_class=COMPOSITE_INSTANCE_ROOT_GET))]
     analysis = analyze_exchanges(tmp_path, session(body, contexts, sop_class=COMPOSITE_INSTANCE_ROOT_GET))
-    assert "lowers this to a warning" in one(analysis, "GET-RSP-008").detail
+    finding = one(analysis, "GET-RSP-008")
+    assert finding.severity == "warning" and COMPOSITE_INSTANCE_ROOT_GET in finding.detail
+    raised = analyze_exchanges(tmp_path, session(body, contexts, sop_class=COMPOSITE_INSTANCE_ROOT_GET),
+                               rules={"GET-RSP-008": "error"})
+    assert one(raised, "GET-RSP-008").severity == "error"  # the user's level wins
 
 
 def test_get_rsp_008_remaining_allowed_in_cancel(tmp_path):
@@ -224,14 +228,14 @@ def test_get_rsp_013_character_set_in_identifier(tmp_path):
     data = identifier(SpecificCharacterSet="ISO_IR 100", FailedSOPInstanceUIDList=["1.2.3.9"])
     body = [("s", rsp(1, 0xB000, (None, 1, 1, 0), data=data))]
     finding = scp_finding(analyze_exchanges(tmp_path, session(body)), "GET-RSP-013")
-    assert "(0008,0005)" in finding.detail
+    assert "(0008,0005)" in finding.detail and finding.severity == "error"
 
 
 def test_get_rsp_013_other_attributes_in_identifier(tmp_path):
     data = identifier(PatientName="Doe^Jo", FailedSOPInstanceUIDList=["1.2.3.9"])
     body = [("s", rsp(1, 0xB000, (None, 1, 1, 0), data=data))]
-    finding = scp_finding(analyze_exchanges(tmp_path, session(body)), "GET-RSP-013")
-    assert "(0010,0010)" in finding.detail and "warning" in finding.detail
+    finding = scp_finding(analyze_exchanges(tmp_path, session(body)), "GET-RSP-013", "warning")
+    assert "(0010,0010)" in finding.detail and finding.severity == "warning"
 
 
 def test_get_rsp_014_success_with_failures(tmp_path):

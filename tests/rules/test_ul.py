@@ -378,7 +378,8 @@ def test_ul_016_application_context(tmp_path):
     found = findings(analyze_exchanges(tmp_path, with_association(rq=rq, ac=ac)), "UL-016")
     assert [f.peer_side for f in found] == ["requestor", "acceptor"]
     assert "has 0 Application Context items" in found[0].detail
-    assert "'1.2.3'" in found[1].detail and "warning" in found[1].detail
+    assert found[0].severity == "error"
+    assert "'1.2.3'" in found[1].detail and found[1].severity == "warning"
 
 
 def test_ul_017_items_out_of_order(tmp_path):

@@ -252,7 +252,9 @@ class Reporter:
 
     def __call__(self, detail: str, *, sender: str | None = None, frame: int | None = None,
                  time: float | None = None, message_id: int | None = None, primitive: Any = None,
-                 role: str | None = None) -> None:
+                 role: str | None = None, severity: str | None = None) -> None:
+        """Record a finding. ``severity`` lowers (or raises) this one case where the
+        catalog grades a rule by case; a level the user set for the rule still wins."""
         event = self._event
         primitive = primitive if primitive is not None else event.primitive
         sender = sender or (getattr(primitive, "sender", None) if primitive is not None else None) \
@@ -269,7 +271,8 @@ class Reporter:
             message_id = _message_id_of(event, primitive)
         if role is None:
             role = _role_of(event, primitive, sender)
-        self._engine._add(self._rule, event.view, detail, sender, frame, time, message_id, role, primitive)
+        self._engine._add(self._rule, event.view, detail, sender, frame, time, message_id, role, primitive,
+                          severity)
 
 
 def _message_id_of(event: Event, primitive: Any) -> int | None:
@@ -385,9 +388,11 @@ class RulesEngine:
             check(Reporter(self, rule_id, event), event)
 
     def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
-             time, message_id, role: str, primitive: Any) -> None:
+             time, message_id, role: str, primitive: Any, severity: str | None = None) -> None:
         info = CATALOG[rule_id]
-        finding = Finding(rule_id, self.severity(rule_id), info.title, info.section, view.capture,
+        if severity is None or rule_id in self.levels:
+            severity = self.severity(rule_id)
+        finding = Finding(rule_id, severity, info.title, info.section, view.capture,
                           view.association, message_id, frame, time, view.peer(sender), sender, role, detail)
         self.findings.append(finding)
         if primitive is not None and hasattr(primitive, "findings"):

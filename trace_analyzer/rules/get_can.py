@@ -79,7 +79,7 @@ def cancel_names_a_get(report: Reporter, event: Event) -> None:
         # Catalog: info rather than warning when the C-GET has just finished (a harmless race).
         report(f"C-CANCEL-RQ for C-GET {responded_to} sent after its final response "
                f"(0x{operation.final.Status:04X}, frame {operation.final.frame}); it has no effect "
-               "and, since the C-GET had just finished, rates as info only")
+               "(a harmless race, so info only)", severity="info")
 
 
 @rule("GET-CAN-004", "c_cancel")

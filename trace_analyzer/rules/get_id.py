@@ -385,7 +385,7 @@ def specific_character_set(report: Reporter, event: Event) -> None:
     patient_id = "".join(_values(dataset, "PatientID") or ())
     if "SpecificCharacterSet" not in dataset and any(ord(c) > 0x7F for c in patient_id):
         report(f"Patient ID (0010,0020) '{patient_id}' has characters outside the default repertoire but "
-               "Specific Character Set (0008,0005) is absent (the catalog rates this case a warning)")
+               "Specific Character Set (0008,0005) is absent", severity="warning")
 
 
 @rule("GET-ID-010", "c_get_rq")

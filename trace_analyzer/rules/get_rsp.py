@@ -310,11 +310,11 @@ def no_remaining_in_final(report: Reporter, event: Event) -> None:
     if _REMAINING not in response.wire:
         return
     sop_class = _sop_class(event)
-    lowered = (f"; the catalog lowers this to a warning for {sop_class}, whose status table lists (0000,1020)"
-               if sop_class in _LISTS_REMAINING else "")
+    lowered = sop_class in _LISTS_REMAINING
+    note = f" (a warning for {sop_class}, whose status table lists (0000,1020))" if lowered else ""
     report(f"Final {_describe(status)} carries (0000,1020) = {response.wire[_REMAINING]!r}; "
            f"PS3.4 C.4.3.1.5 allows Number of Remaining Sub-operations only in Pending and Cancel "
-           f"responses{lowered}")
+           f"responses{note}", severity="warning" if lowered else None)
 
 
 @rule("GET-RSP-009", "c_get_rsp")
@@ -383,10 +383,9 @@ def identifier_holds_only_failed_list(report: Reporter, event: Event) -> None:
         parts.append("(0008,0005) Specific Character Set, which it must not contain")
     if others:
         shown = ", ".join(others[:8]) + (" ..." if len(others) > 8 else "")
-        parts.append(f"{shown} besides (0008,0058)" + ("" if charset else
-                                                         " (the catalog rates this case a warning)"))
+        parts.append(f"{shown} besides (0008,0058)")
     report(f"C-GET-RSP Identifier contains {'; and '.join(parts)}; a response Identifier holds only the "
-           "Failed SOP Instance UID List (PS3.4 C.4.3.1.3.2)")
+           "Failed SOP Instance UID List (PS3.4 C.4.3.1.3.2)", severity=None if charset else "warning")
 
 
 # -- final status against the counters ------------------------------------------------

@@ -303,7 +303,7 @@ def application_context(report: Reporter, event: Event) -> None:
         report(f"{_pdu_name(event)} has {count} Application Context items (0x10); exactly one is required")
     elif params.application_context != DICOM_APPLICATION_CONTEXT:
         report(f"{_pdu_name(event)} Application Context Name is {params.application_context!r}, not "
-               f"{DICOM_APPLICATION_CONTEXT} (the catalog rates an unexpected name a warning only)")
+               f"{DICOM_APPLICATION_CONTEXT}", severity="warning")
 
 
 @rule("UL-017", "associate_rq", "associate_ac")
