@@ -23,6 +23,7 @@ from .pdu import (
     A_ASSOCIATE_RQ,
     A_RELEASE_RP,
     A_RELEASE_RQ,
+    MAX_ASSOCIATE_LENGTH,
     P_DATA_TF,
     Pdu,
     PduReader,
@@ -156,7 +157,8 @@ class AssociationSession:
                 return []
         for result in results:
             if isinstance(result, UlProblem):
-                out.append(self._problem(result.frame, result.time, result.code, result.detail))
+                out.append(self._problem(result.frame, result.time, result.code, result.detail,
+                                         self._sender(side.endpoint) or None))
             else:
                 self._pdu(side, result, out)
         return out
@@ -183,9 +185,20 @@ class AssociationSession:
 
     def _look_at_start(self, side: _Side, data: bytes) -> None:
         """A stream that begins with an A-ASSOCIATE is DICOM from its first byte."""
-        head = bytearray(data[:16])
-        if (len(head) >= 8 and head[0] in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ)
-                and head[6:8] == b"\x00\x01" and plausible_pdu_at(head, 0, False) is not False):
+        head = bytearray(data[:76])
+        if len(head) < 8 or head[0] not in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ) or head[1]:
+            return
+        believable = head[6:8] == b"\x00\x01" and plausible_pdu_at(head, 0, False) is not False
+        if not believable and self._saw_syn:
+            # At a stream start we saw open, a faulty A-ASSOCIATE (wrong protocol
+            # version, RJ of the wrong length) is still one: decode it, so the
+            # rules can say what is wrong with it.
+            length = int.from_bytes(head[2:6], "big")
+            if head[0] == A_ASSOCIATE_RJ:
+                believable = length < 256
+            else:
+                believable = len(head) > 74 and head[74] == 0x10 and 68 <= length <= MAX_ASSOCIATE_LENGTH
+        if believable:
             side.reader.synced = True
             if self.is_dicom is None:
                 # Strong enough on its own: even if the rest is never captured

@@ -91,6 +91,9 @@ class AssociationOperations:
     latest: dict[tuple[str, int], Operation] = field(default_factory=dict)
     #: C-STORE-RQs awaiting their response, by (sender, Message ID)
     stores: dict[tuple[str, int], SubOperation] = field(default_factory=dict)
+    #: C-STORE-RSPs that came before their request was complete (an early failure),
+    #: by (the request's sender, Message ID)
+    early_store_responses: dict[tuple[str, int], C_STORE] = field(default_factory=dict)
     orphans: list[SubOperation] = field(default_factory=list)
 
 
@@ -139,9 +142,18 @@ class Correlator:
 
     def _get_request(self, state: AssociationOperations, request: C_GET) -> None:
         message_id = request.MessageID if isinstance(request.MessageID, int) else -1
+        key = (request.sender, message_id)
+        early = state.latest.get(key)
+        if (early is not None and early.request is None and early.responses
+                and request.frame is not None and early.responses[0].frame is not None
+                and request.frame <= early.responses[0].frame):
+            # A Failure/Refused answered before the identifier was complete (PS3.7 9.1.3.2):
+            # the request is only assembled now, but it is the one those responses answer.
+            early.request = request
+            self._notify("c_get_rq", request, state, operation=early)
+            return
         operation = Operation(request.capture, request.association, message_id, request.sender,
                               request=request)
-        key = (request.sender, message_id)
         for other in state.outstanding.values():
             if other.invoker == request.sender:
                 other.overlapped = operation.overlapped = True
@@ -219,7 +231,13 @@ class Correlator:
         # Checks see the C-STOREs awaiting a response as they were before this one.
         self._notify("c_store_rq", request, state, sub=sub)
         if isinstance(request.MessageID, int):
-            state.stores[(request.sender, request.MessageID)] = sub
+            key = (request.sender, request.MessageID)
+            early = state.early_store_responses.pop(key, None)
+            if early is not None and request.frame is not None and early.frame is not None \
+                    and request.frame <= early.frame:
+                sub.response = early  # answered before its data set was complete
+            else:
+                state.stores[key] = sub
 
     def _store_response(self, state: AssociationOperations, response: C_STORE) -> None:
         key = (_other(response.sender), response.MessageIDBeingRespondedTo)
@@ -228,6 +246,10 @@ class Correlator:
             sub.response = response
         elif state.outstanding:
             self.unmatched.append(response)
+            if isinstance(response.MessageIDBeingRespondedTo, int) \
+                    and len(state.early_store_responses) < 1024:
+                # Its request may still be arriving (an early failure): keep it to link then.
+                state.early_store_responses[key] = response
         else:
             # A response whose request came before the capture began.
             self.unlinked_stores.append(SubOperation(response=response))

@@ -193,6 +193,8 @@ class _TracedPrimitive:
         self.context_id: int | None = None
         self.transfer_syntax: str | None = None
         self.data_set_length: int | None = None
+        self.data_set_complete: bool | None = None  # None when no data set was announced
+        self.data_frame: int | None = None  # frame that completed the data set
         self.elements: tuple[str, ...] = ()  # keywords in wire order
         self.wire: dict[str, Any] = {}  # keyword -> value exactly as decoded
         self.problems: list[str] = []  # refused wire values, identifier decoding faults
@@ -258,6 +260,8 @@ class _TracedPrimitive:
         self.context_id = msg.context_id
         self.transfer_syntax = msg.transfer_syntax
         self.data_set_length = msg.data_set_length
+        self.data_set_complete = msg.data_set_complete if msg.data_set_expected else None
+        self.data_frame = msg.data_frame
         self.elements = msg.command.keywords
         wire: dict[str, Any] = {}
         for element in msg.command.elements:

@@ -269,3 +269,13 @@ def test_real_captures_have_no_get_rq_findings():
     # uniquely, stay within the default window and use the context's abstract syntax.
     for name, found in sample_findings().items():
         assert [f for f in found if f.rule.startswith("GET-RQ-")] == [], name
+
+
+def test_early_failure_links_the_late_request_to_its_response(tmp_path):
+    """The C-GET-RQ is assembled only after its early A701: one operation, complete, nothing outstanding."""
+    analysis = analyze_exchanges(tmp_path, _cut_short(0xA701))
+    [operation] = analysis.rows("operations")
+    assert operation["request_frame"] is not None and operation["final_status"] == 0xA701
+    assert operation["complete"] is True
+    assert findings(analysis, "UL-036") == []  # the release finds no C-GET outstanding
+    assert findings(analysis, "GET-RSP-002") == []

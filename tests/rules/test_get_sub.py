@@ -329,3 +329,10 @@ def test_data_set_head_in_each_byte_order(syntax):
     assert _head_uids(data, syntax) == {0x00080016: CT, 0x00080018: "1.2.3.4.5"}
     assert _head_uids(data[:20], syntax) is None  # the kept head is too short to tell
     assert _head_uids(data, "1.2.840.10008.1.2.1.99") is None  # deflated: not read
+
+
+def test_early_store_failure_links_response_and_request(tmp_path):
+    analysis = analyze_exchanges(tmp_path, retrieve_with(_store_cut_by_response(0xA700)))
+    subs = [row for row in analysis.rows("sub_operations") if row["message_id"] == 100]
+    assert len(subs) == 1 and subs[0]["status"] == 0xA700 and subs[0]["request_frame"] is not None
+    assert analysis.rows("operations")[0]["sub_operations_unanswered"] == 0

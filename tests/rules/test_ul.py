@@ -665,3 +665,26 @@ def test_ul_034_long_uid_in_role_item(tmp_path):
     rq = standard_rq(role(long_uid, 0, 1))
     finding = only(analyze_exchanges(tmp_path, with_association(rq=rq)), "UL-034")
     assert "role selection SOP class" in finding.detail and "72 characters long" in finding.detail
+
+
+def test_ul_003_from_a_capture(tmp_path):
+    """A wrong protocol version at a stream start seen from its SYN is still decoded and judged."""
+    from builders import retrieve
+
+    exchanges = retrieve(instances=1)
+    request = bytearray(exchanges[0][1])
+    request[7] = 2  # protocol version 0x0002: bit 0 clear
+    exchanges[0] = ("c", bytes(request))
+    analysis = analyze_exchanges(tmp_path, exchanges)
+    [finding] = findings(analysis, "UL-003")
+    assert finding.peer_side == "requestor" and "0x0002" in finding.detail
+    assert analysis.rows("associations")[0]["calling_ae"] == "GETSCU"
+
+
+def test_ul_001_names_the_sender(tmp_path):
+    from builders import retrieve
+
+    exchanges = retrieve(instances=1)
+    exchanges.insert(3, ("s", b"\x09\x00\x00\x00\x00\x04abcd"))  # PDU type 0x09 from the acceptor
+    [finding] = findings(analyze_exchanges(tmp_path, exchanges), "UL-001")
+    assert finding.peer_side == "acceptor" and finding.peer == "QRSCP @ 127.0.0.2:11112"
