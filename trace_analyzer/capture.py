@@ -117,7 +117,7 @@ def _pcap_records(reader: RawPcapReader, on_problem: Callable[[int, str], None] 
                     on_problem(frame + 1, f"capture ends inside record {frame + 1} "
                                           f"({len(buf) - pos} bytes of its header): the file is truncated")
                 return
-            buf = buf[pos:] + more
+            buf = buf[pos:] + more if pos < len(buf) else more
             pos = 0
             continue
         sec, usec, caplen, wirelen = unpack(buf, pos)

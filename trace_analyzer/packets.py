@@ -126,8 +126,9 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
         if start >= 54:
             total_length = (frame[16] << 8) | frame[17]
             ip_end = 14 + total_length if total_length else len(frame)
-            return TcpSegment(_endpoint(src, sport), _endpoint(dst, dport), seq, flags, frame[start:ip_end],
-                              max(0, ip_end - start), ack)
+            # A view, not a copy: bulk data is copied once, into the PDU buffer.
+            return TcpSegment(_endpoint(src, sport), _endpoint(dst, dport), seq, flags,
+                              memoryview(frame)[start:ip_end], max(0, ip_end - start), ack)
     version, offset = _ip_payload(linktype, frame)
     if version == 4:
         if len(frame) < offset + 20:

@@ -197,7 +197,9 @@ class PduReader:
             if len(buf) < end:
                 self._need = end - consumed  # measured from this PDU's start, once consumed bytes go
                 break
-            out.append(Pdu(pdu_type, length, bytes(buf[consumed + 6:end]), frame, time,
+            with memoryview(buf) as view:  # one copy of the body, and the buffer stays resizable
+                body = bytes(view[consumed + 6:end])
+            out.append(Pdu(pdu_type, length, body, frame, time,
                            self._frame_at(self._pos + consumed), self._pos + consumed))
             consumed = end
         if consumed:

@@ -370,22 +370,29 @@ class RulesEngine:
 
     # -- internals -------------------------------------------------------------
 
-    @staticmethod
-    def _track_state(view: AssociationView, name: str, sender: str | None) -> None:
-        transitions = {"associate_rq": "requested", "associate_ac": "established",
-                       "associate_rj": "rejected", "release_rp": "released", "abort": "aborted"}
-        if name in transitions:
-            view.state = transitions[name]
-        elif name == "release_rq":
-            view.state = "release-requested"
+    _TRANSITIONS = {"associate_rq": "requested", "associate_ac": "established", "associate_rj": "rejected",
+                    "release_rq": "release-requested", "release_rp": "released", "abort": "aborted"}
+
+    @classmethod
+    def _track_state(cls, view: AssociationView, name: str, sender: str | None) -> None:
+        state = cls._TRANSITIONS.get(name)
+        if state is not None:
+            view.state = state
         elif name == "p_data" and view.state == "idle" and view.mid_stream:
             view.state = "established"  # capture began mid-association
 
     def _dispatch(self, event: Event) -> None:
-        for rule_id, check in _REGISTRY.get(event.name, ()):
-            if self.levels.get(rule_id) == "off":
+        # Runs for every PDU and message: one Reporter per event, re-aimed per check.
+        checks = _REGISTRY.get(event.name)
+        if not checks:
+            return
+        reporter = Reporter(self, "", event)
+        levels = self.levels
+        for rule_id, check in checks:
+            if levels and levels.get(rule_id) == "off":
                 continue
-            check(Reporter(self, rule_id, event), event)
+            reporter._rule = rule_id
+            check(reporter, event)
 
     def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
              time, message_id, role: str, primitive: Any, severity: str | None = None) -> None:
