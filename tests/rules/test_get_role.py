@@ -60,7 +60,9 @@ def test_get_role_001_no_role_items(tmp_path):
 
 def test_get_role_001_scp_role_not_accepted(tmp_path):
     analysis = analyze_exchanges(tmp_path, open_association(rq_roles=[(CT, 1, 1)], ac_roles=[(CT, 1, 0)]))
-    assert "SCP-role = 1 in both" in _one(analysis, "GET-ROLE-001").detail
+    finding = _one(analysis, "GET-ROLE-001")
+    assert "SCP-role = 1 in both" in finding.detail
+    assert finding.peer_side == "acceptor"  # it refused the role the requestor asked for
 
 
 def test_get_role_002_role_item_for_unoffered_class(tmp_path):

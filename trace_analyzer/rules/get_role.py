@@ -85,9 +85,11 @@ def sub_operations_possible(report: Reporter, event: Event) -> None:
     else:
         why = (f"none of the {len(storage)} accepted storage context(s) has SCP-role = 1 in both the RQ "
                "and the AC role selection items")
+    # Whose doing: the requestor's if it never asked for the SCP role, the acceptor's if it refused it.
+    asked = any((view.roles(uid)[0] or (0, 0))[1] for uid in storage)
     report(f"C-GET context(s) for {', '.join(_short(u) for u in gets)} accepted, but {why}; "
            "every C-GET sub-operation on this association will fail (PS3.4 C.4.3.2.1, C.5.3)",
-           sender="requestor")
+           sender="acceptor" if asked else "requestor")
 
 
 @rule("GET-ROLE-002", "associate_ac")
