@@ -177,6 +177,13 @@ class AssociationSession:
             self._collect(side, side.assembler.close(frame, time), out)
         return out
 
+    def in_progress(self, sender: str) -> DimseMessage | None:
+        """The message ``sender`` ("requestor" or "acceptor") is in the middle of sending."""
+        for side in self._sides.values():
+            if self._sender(side.endpoint) == sender:
+                return side.assembler.in_progress
+        return None
+
     def end(self, frame: int, time: float) -> None:
         """Tell the observer the association is over (after its last messages were handled)."""
         self._notify("association_end", frame=frame, time=time)

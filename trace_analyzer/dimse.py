@@ -19,6 +19,9 @@ from .commandset import C_STORE_RQ, CommandSet, decode_command_set
 MAX_KEPT_DATA_SET = 4 * 1024 * 1024
 #: A command set is a few hundred bytes; bound the buffer against garbage.
 MAX_COMMAND_SET = 1024 * 1024
+#: Bytes kept from the start of a data set that is otherwise only counted:
+#: enough to reach (0008,0016)/(0008,0018) in any sane data set (GET-SUB-012).
+DATA_SET_HEAD = 8 * 1024
 
 
 @dataclass(slots=True)
@@ -37,6 +40,8 @@ class DimseMessage:
     time: float
     sender: str = ""  # "requestor" or "acceptor" of the association
     data_set: bytes | None = None
+    #: The first DATA_SET_HEAD bytes of a data set that was counted, not kept.
+    data_set_head: bytes = b""
     data_set_length: int = 0
     data_set_expected: bool = False
     data_set_complete: bool = False
@@ -80,6 +85,11 @@ class MessageAssembler:
         self._command_context: int | None = None
         self._pending: DimseMessage | None = None  # command done, data set awaited
         self._data: bytearray | None = None
+
+    @property
+    def in_progress(self) -> DimseMessage | None:
+        """The message whose command set is complete and whose data set is still arriving."""
+        return self._pending
 
     @property
     def busy(self) -> bool:
@@ -127,6 +137,8 @@ class MessageAssembler:
         if context_id != pending.context_id:
             pending.problems.append(
                 f"data fragment on context {context_id}, command on context {pending.context_id}")
+        if self._data is None and len(pending.data_set_head) < DATA_SET_HEAD:
+            pending.data_set_head += bytes(fragment[:DATA_SET_HEAD - len(pending.data_set_head)])
         pending.data_set_length += len(fragment)
         if self._data is not None:
             if len(self._data) + len(fragment) > MAX_KEPT_DATA_SET:

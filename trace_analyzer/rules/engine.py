@@ -226,6 +226,10 @@ class AssociationView:
         # The acceptor takes the opposite role of each one the requestor took.
         return requestor_scp if role == "SCU" else requestor_scu
 
+    def message_in_progress(self, side: str):
+        """The DIMSE message ``side`` is sending: command set decoded, data set still arriving."""
+        return self._session.in_progress(side)
+
     def max_length_received_by(self, side: str) -> int | None:
         """The receiver's announced Maximum Length (0 = no limit), None if not captured."""
         params = self.record.request if side == "requestor" else self.record.accept

@@ -16,9 +16,8 @@ hundred bytes) and keeps at most the first few kilobytes of a C-STORE data set.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
-from ..commandset import C_STORE_RQ, decode_command_set
+from ..commandset import C_STORE_RQ
 from ..status import SUCCESS, WARNING, status_category
 from .engine import Event, Reporter, not_checkable, rule
 from .get_role import WITHOUT_BULK_DATA_GET
@@ -30,13 +29,10 @@ not_checkable(
     "image, with undefined-length sequences and encapsulated pixel data, is beyond a per-message check",
 )
 
-_TRACKER = "GET-SUB-011"  # scratch key of the shared PDV tracker
 _HOLES = "GET-SUB-010"  # scratch key: a capture hole was seen on this association
 _UNMATCHED = "GET-SUB-010/unmatched"  # C-STORE-RSPs answering no request, judged at the end
 _INCOMPLETE = "GET-SUB-011/incomplete"  # (sender, Message ID) of C-STORE-RQs whose data set never ended
 _EARLY = "GET-SUB-011/early"  # (sender, Message ID) of C-STORE-RQs answered before their data set ended
-_MAX_COMMAND = 64 * 1024
-_PREFIX = 8 * 1024  # enough to reach (0008,0018) in any sane data set
 _MAX_REMEMBERED = 256
 
 _RQ_REQUIRED = (("AffectedSOPClassUID", "(0000,0002)"), ("MessageID", "(0000,0110)"),
@@ -62,73 +58,6 @@ def _present(wire: dict, keyword: str) -> bool:
     return value is not None and value != ""
 
 
-# -- PDV tracker (GET-SUB-011, GET-SUB-012) -------------------------------------
-
-
-@dataclass(slots=True)
-class _Direction:
-    command: bytearray = field(default_factory=bytearray)
-    #: The C-STORE-RQ whose data set is arriving: (Message ID, frame of its command).
-    storing: tuple[int, int] | None = None
-    prefix: bytearray = field(default_factory=bytearray)
-    #: The last C-STORE-RQ whose data set ended: (Message ID, first bytes of its data set).
-    finished: tuple[int, bytes] | None = None
-
-
-@dataclass(slots=True)
-class _Tracker:
-    last_pdu: object = None
-    sides: dict[str, _Direction] = field(default_factory=dict)
-
-
-def _finish(side: _Direction) -> None:
-    if side.storing is not None:
-        side.finished = (side.storing[0], bytes(side.prefix))
-    side.storing = None
-    side.prefix = bytearray()
-
-
-def _track(event: Event) -> _Tracker:
-    tracker = event.view.scratch.get(_TRACKER)
-    if tracker is None:
-        tracker = event.view.scratch[_TRACKER] = _Tracker()
-    if event.name != "p_data" or tracker.last_pdu is event.pdu:
-        return tracker
-    tracker.last_pdu = event.pdu  # several rules feed the same PDU; take it once
-    side = tracker.sides.setdefault(event.sender or "", _Direction())
-    for pdv in event.pdvs or ():
-        if pdv.control & 0x01:
-            if side.storing is not None:
-                _finish(side)  # a new command ends the data set, complete or not
-            if len(side.command) + len(pdv.data) > _MAX_COMMAND:
-                side.command.clear()
-                continue
-            side.command += pdv.data
-            if pdv.control & 0x02:
-                command = decode_command_set(side.command)
-                side.command.clear()
-                message_id = command.get("MessageID")
-                is_store = command.command_field == C_STORE_RQ and command.has_data_set
-                if is_store and isinstance(message_id, int):
-                    side.storing = (message_id, event.frame or 0)
-        elif side.storing is not None:
-            if len(side.prefix) < _PREFIX:
-                side.prefix += pdv.data[:_PREFIX - len(side.prefix)]
-            if pdv.control & 0x02:
-                _finish(side)
-    return tracker
-
-
-@rule("GET-SUB-011", "p_data")
-def _track_for_early_response(report: Reporter, event: Event) -> None:
-    _track(event)
-
-
-@rule("GET-SUB-012", "p_data")
-def _track_for_data_set_head(report: Reporter, event: Event) -> None:
-    _track(event)
-
-
 # -- helpers over the correlation state ------------------------------------------
 
 
@@ -149,13 +78,9 @@ def _hole_seen(event: Event) -> bool:
 @rule("GET-SUB-011", "problem")
 @rule("GET-SUB-015", "problem")
 def _note_capture_holes(report: Reporter, event: Event) -> None:
-    # After a hole a request or response may simply be missing from the capture,
-    # and the PDV tracker, like the message assembler, must start afresh.
+    # After a hole a request or response may simply be missing from the capture.
     if event.problem is not None and event.problem.code in ("CAPTURE-HOLE", "CAPTURE-TRUNCATED"):
         event.view.scratch[_HOLES] = True
-        tracker = event.view.scratch.get(_TRACKER)
-        if tracker is not None:
-            tracker.sides.clear()
 
 
 # -- C-STORE-RQ ------------------------------------------------------------------
@@ -274,23 +199,23 @@ def request_fields(report: Reporter, event: Event) -> None:
                "needs (0000,0002), (0000,0110), (0000,0700), (0000,1000) and a data set")
 
 
-@rule("GET-SUB-012", "c_store_rq")
+@rule("GET-SUB-012", "message")
 def data_set_matches_command(report: Reporter, event: Event) -> None:
-    request = event.primitive
-    tracker = _track(event)
-    side = tracker.sides.get(request.sender or "")
-    message_id = request.wire.get("MessageID")
-    if side is None or side.finished is None or side.finished[0] != message_id:
+    message = event.message
+    if message.command_field != C_STORE_RQ:
         return
-    prefix = side.finished[1]
-    side.finished = None
-    found = _head_uids(prefix, request.transfer_syntax or event.view.transfer_syntax(request.context_id))
+    head = message.data_set_head or (message.data_set or b"")[:8192]
+    if not head:
+        return
+    command = message.command
+    message_id = command.get("MessageID")
+    found = _head_uids(head, message.transfer_syntax or event.view.transfer_syntax(message.context_id))
     if found is None:
         return
     mismatches = []
     for tag, keyword, label in ((0x00080016, "AffectedSOPClassUID", "(0008,0016)/(0000,0002)"),
                                 (0x00080018, "AffectedSOPInstanceUID", "(0008,0018)/(0000,1000)")):
-        in_data, in_command = found.get(tag), request.wire.get(keyword)
+        in_data, in_command = found.get(tag), command.get(keyword)
         if in_data and in_command and in_data != in_command:
             mismatches.append(f"{label} {in_data} vs {in_command}")
     if mismatches:
@@ -387,15 +312,15 @@ def response_echoes_request(report: Reporter, event: Event) -> None:
 
 
 def _still_arriving(event: Event) -> tuple[int, int] | None:
-    """The peer's C-STORE-RQ this response answers, if its data set is still arriving."""
-    tracker = event.view.scratch.get(_TRACKER)
-    if tracker is None:
+    """The peer's C-STORE-RQ this response answers, if its data set is still arriving:
+    (its Message ID, the frame of its command set)."""
+    pending = event.view.message_in_progress(_other(event.primitive.sender))
+    if pending is None or pending.command_field != C_STORE_RQ:
         return None
-    side = tracker.sides.get(_other(event.primitive.sender))
-    responded_to = event.primitive.wire.get("MessageIDBeingRespondedTo")
-    if side is not None and side.storing is not None and side.storing[0] == responded_to:
-        return side.storing
-    return None
+    message_id = pending.command.get("MessageID")
+    if message_id != event.primitive.wire.get("MessageIDBeingRespondedTo"):
+        return None
+    return message_id, pending.frame
 
 
 @rule("GET-SUB-006", "c_store_rsp")
