@@ -140,6 +140,9 @@ def _decode_value(vr: str, raw: bytes) -> Any:
 
 
 _VALUE_SIZE = {"US": 2, "UL": 4}
+#: Element faults listed one by one; a hostile command set of thousands of bad
+#: elements gets the first ones and a count, not a problem per element.
+MAX_LISTED_PROBLEMS = 32
 
 
 def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
@@ -154,6 +157,15 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
     offset = 0
     previous_tag = -1
     group_length_end: int | None = None
+    unlisted = 0
+
+    def note(text: str) -> None:
+        nonlocal unlisted
+        if len(result.problems) < MAX_LISTED_PROBLEMS:
+            result.problems.append(text)
+        else:
+            unlisted += 1
+
     while offset < size:
         if size - offset < 8:
             result.problems.append(
@@ -172,20 +184,20 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
         raw = view[start:start + length]
         vr, keyword = _DICTIONARY.get(tag, ("UN", ""))
         if group != 0x0000:
-            result.problems.append(f"element ({group:04X},{elem:04X}) is not in group 0000")
+            note(f"element ({group:04X},{elem:04X}) is not in group 0000")
         elif not keyword:
-            result.problems.append(f"element ({group:04X},{elem:04X}) is not a known command element")
+            note(f"element ({group:04X},{elem:04X}) is not a known command element")
         if tag <= previous_tag:
-            result.problems.append(f"element ({group:04X},{elem:04X}) is out of ascending order")
+            note(f"element ({group:04X},{elem:04X}) is out of ascending order")
         if length % 2:
-            result.problems.append(f"element ({group:04X},{elem:04X}) has odd length {length}")
+            note(f"element ({group:04X},{elem:04X}) has odd length {length}")
         expected = _VALUE_SIZE.get(vr)
         if expected is not None and length != expected:
-            result.problems.append(
+            note(
                 f"element ({group:04X},{elem:04X}) {vr} has length {length}, expected {expected}"
             )
         elif vr == "AT" and length % 4:  # CMD-005: AT values are 4-byte tags
-            result.problems.append(
+            note(
                 f"element ({group:04X},{elem:04X}) AT has length {length}, not a multiple of 4"
             )
         element = CommandElement(tag, keyword, vr, length, _decode_value(vr, raw))
@@ -193,11 +205,13 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
         if keyword and keyword not in result._by_keyword:
             result._by_keyword[keyword] = element
         elif keyword:
-            result.problems.append(f"element {keyword} appears more than once")
+            note(f"element {keyword} appears more than once")
         if tag == 0x00000000 and isinstance(element.value, int):
             group_length_end = start + length + element.value
         previous_tag = tag
         offset = start + length
+    if unlisted:
+        result.problems.append(f"{unlisted} more element faults not listed ({len(result.elements)} elements)")
     if group_length_end is not None and group_length_end != size:
         result.problems.append(
             f"Command Group Length says the command set ends at byte {group_length_end}, "

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pydicom import config as pydicom_config
 from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
@@ -129,7 +130,7 @@ def _str(value: Any) -> str | None:
 def uid_name(uid: str | None) -> str | None:
     if not uid:
         return None
-    name = UID(uid).name
+    name = UID(uid, validation_mode=pydicom_config.IGNORE).name
     return None if name == uid else name
 
 

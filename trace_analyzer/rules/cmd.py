@@ -43,6 +43,13 @@ def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+def _listing(items: list[str], shown: int = 16) -> str:
+    """Distinct items, the first ``shown`` of them and how many more (thousands may come)."""
+    distinct = list(dict.fromkeys(items))
+    more = f" and {len(distinct) - shown} more" if len(distinct) > shown else ""
+    return ", ".join(distinct[:shown]) + more
+
+
 def decoding_stopped(command: CommandSet) -> str | None:
     """The decoder's note when it stopped before the end of the command set, else None."""
     for problem in command.problems:
@@ -188,9 +195,9 @@ def retired_or_private(report: Reporter, event: Event) -> None:
         return
     parts = []
     if retired:
-        parts.append("retired " + ", ".join(dict.fromkeys(retired)))
+        parts.append("retired " + _listing(retired))
     if unknown:
-        parts.append("private or undefined " + ", ".join(dict.fromkeys(unknown)))
+        parts.append("private or undefined " + _listing(unknown))
     _report(report, event, f"{_name(event)} carries {' and '.join(parts)}; PS3.7 retires these command "
             "elements and a receiver must not depend on them")
 

@@ -77,8 +77,10 @@ def cancel_names_a_get(report: Reporter, event: Event) -> None:
     elif operation.final is not None and operation.final.frame is not None \
             and cancel.frame is not None and operation.final.frame < cancel.frame:
         # Catalog: info rather than warning when the C-GET has just finished (a harmless race).
+        status = operation.final.Status  # raw bytes when its length did not fit US
+        shown = f"0x{status:04X}" if isinstance(status, int) else f"a {len(status)}-byte status"
         report(f"C-CANCEL-RQ for C-GET {responded_to} sent after its final response "
-               f"(0x{operation.final.Status:04X}, frame {operation.final.frame}); it has no effect "
+               f"({shown}, frame {operation.final.frame}); it has no effect "
                "(a harmless race, so info only)", severity="info")
 
 

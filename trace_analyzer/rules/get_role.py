@@ -7,6 +7,7 @@ shared with the sub-operation rules.
 
 from __future__ import annotations
 
+from pydicom import config as pydicom_config
 from pydicom.uid import UID
 
 from .engine import Event, Reporter, rule
@@ -48,12 +49,12 @@ def is_storage_class(uid: str | None) -> bool:
         return True
     if uid.startswith(_STORAGE_ROOT):
         return True
-    name = UID(uid).name
+    name = UID(uid, validation_mode=pydicom_config.IGNORE).name
     return "Storage" in name and "Commitment" not in name
 
 
 def _short(uid: str) -> str:
-    name = UID(uid).name
+    name = UID(uid, validation_mode=pydicom_config.IGNORE).name
     return uid if name == uid else f"{name.removesuffix(' SOP Class')} ({uid})"
 
 
