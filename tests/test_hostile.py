@@ -239,3 +239,23 @@ def test_identifier_that_never_ends():
     [response] = [m for m in analyzer.messages if getattr(m, "MessageIDBeingRespondedTo", None) == 1]
     assert response.data_set_length >= total
     assert any("not kept" in p for p in response.problems) or response.data_set_length >= total
+
+
+def test_p_data_claiming_far_more_than_the_receiver_accepts():
+    """200 MB claimed where the receiver announced 16 KiB: garbage, not a PDU to wait for."""
+    conversation = Conversation()
+    _open(conversation)
+    _one_get(conversation, 1)
+    conversation.send("c", _pdu(0x04, _pdv(1, 0x03, bytes(64)), length=200 * 1024 * 1024))
+    _one_get(conversation, 2)
+    conversation.send("c", release_rq())
+    conversation.send("s", release_rp())
+    conversation.close()
+    analyzer = CaptureAnalyzer("hostile")
+    with peak_memory(16 * MB, "200 MB PDU length"):
+        _finish(conversation, analyzer)
+    codes = _codes(analyzer)
+    assert any(str(200 * 1024 * 1024) in detail and "the receiver accepts" in detail
+               for detail in codes["UL-LENGTH"]), codes
+    requests = [op.request is not None for op in analyzer.correlator.operations]
+    assert requests == [True, True], "the C-GET-RQ after the garbage is decoded, not swallowed"

@@ -171,8 +171,10 @@ class AssociationSession:
         for side in self._sides.values():
             pending = side.reader.pending
             if pending and side.reader.synced:
+                awaited = side.reader.awaited
+                claim = f" (its header announced {awaited} bytes)" if awaited else ""
                 out.append(self._problem(frame, time, "CAPTURE-TRUNCATED",
-                                         f"{pending} bytes of an unfinished PDU from {side.endpoint} "
+                                         f"{pending} bytes of an unfinished PDU{claim} from {side.endpoint} "
                                          "when the stream ended"))
             self._collect(side, side.assembler.close(frame, time), out)
         return out
@@ -283,6 +285,11 @@ class AssociationSession:
             self.record.client, self.record.server = self._requestor, endpoint
 
     def _negotiated(self, record: AssociationRecord) -> None:
+        if record.request is not None and record.accept is not None:
+            # Each side sends at most what the other announced it receives.
+            for side in self._sides.values():
+                receiver = record.accept if side.endpoint == self._requestor else record.request
+                side.reader.believe_up_to(receiver.max_length or 0)
         offered = {c.id: c for c in record.request.contexts} if record.request else {}
         for context in record.accept.contexts:
             if context.result == 0 and context.transfer_syntaxes:

@@ -10,6 +10,7 @@ so everything read before it is kept.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import struct
@@ -55,6 +56,8 @@ def _open_reader(path: str):
         raise CaptureError(f"{path}: no such file")
     if os.path.isdir(path):
         raise CaptureError(f"{path}: is a directory, not a capture file")
+    if not os.path.isfile(path):
+        raise CaptureError(f"{path}: not a regular file (a pipe or a device), not a capture file")
     if not os.access(path, os.R_OK):
         raise CaptureError(f"{path}: permission denied")
     if os.path.getsize(path) == 0:
@@ -69,8 +72,57 @@ def _open_reader(path: str):
         if kind is not None:  # the right magic: the header after it is cut short or damaged
             raise CaptureError(f"{path}: truncated or damaged {kind} header ({exc})") from None
         raise CaptureError(f"{path}: not a pcap or pcapng capture ({exc})") from None
-    except (OSError, EOFError, struct.error, ValueError) as exc:
+    except (OSError, EOFError, struct.error, ValueError, zlib.error) as exc:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":
+                raise CaptureError(f"{path}: truncated or damaged gzip-compressed capture ({exc})") from None
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
+
+
+class _Inflater:
+    """Reads a gzip file as it decompresses, handing over every byte that can be
+    recovered: Python's gzip module drops a whole read's worth of data when the
+    file is cut short, which would lose the frames before the cut."""
+
+    def __init__(self, path: str, skip: int) -> None:
+        self._raw = open(path, "rb")  # noqa: SIM115 (closed in close())
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._done = False
+        #: The compressed stream ended before its end-of-stream marker (the file was cut).
+        self.cut_short = False
+        while skip > 0:
+            skipped = self.read(min(skip, _BLOCK))
+            if not skipped:
+                break
+            skip -= len(skipped)
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self._pending) < size) and not self._done:
+            chunk = self._raw.read(_BLOCK)
+            try:
+                if not chunk:
+                    self._pending += self._inflate.flush()
+                    self._done = True
+                    self.cut_short = not self._inflate.eof
+                    break
+                self._pending += self._inflate.decompress(chunk)
+                rest = self._inflate.unused_data if self._inflate.eof else b""
+                if rest:  # another gzip member follows
+                    self._inflate = zlib.decompressobj(wbits=31)
+                    self._pending += self._inflate.decompress(rest)
+            except zlib.error:
+                self._done = self.cut_short = True  # damaged from here on: keep what came before
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def tell(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class _ReadWatcher:
@@ -180,15 +232,25 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     file; everything before the damage has been yielded by then.
     """
     reader = _open_reader(path)
+    inflater = None
+    if isinstance(reader.f, gzip.GzipFile):
+        position = reader.f.tell()
+        reader.f.close()
+        reader.f = inflater = _Inflater(path, position)
+    frame = 0
     try:
-        if isinstance(reader, RawPcapNgReader):
-            yield from _pcapng_records(reader, on_problem)
-        else:
-            try:
-                yield from _pcap_records(reader, on_problem)
-            except (OSError, EOFError, zlib.error) as exc:
-                if on_problem is not None:
-                    on_problem(0, f"capture unreadable past this point ({exc})")
+        records = _pcapng_records(reader, on_problem) if isinstance(reader, RawPcapNgReader) \
+            else _pcap_records(reader, on_problem)
+        try:
+            for record in records:
+                frame = record[0]
+                yield record
+        except (OSError, EOFError, zlib.error) as exc:
+            if on_problem is not None:
+                on_problem(frame + 1, f"capture unreadable past record {frame} ({exc})")
+        if inflater is not None and inflater.cut_short and on_problem is not None:
+            on_problem(frame + 1, f"the gzip-compressed capture is cut short after record {frame}: "
+                                  "the file is truncated")
     finally:
         reader.close()
 

@@ -152,6 +152,10 @@ class PduReader:
         self.synced = synced
         #: Buffer length the PDU being received needs: until then a feed only appends.
         self._need = 6
+        #: Longest PDU believed; past it the length field is taken as garbage and the
+        #: reader resynchronises rather than buffer what follows (set from the negotiation).
+        self.limit = MAX_PDU_LENGTH
+        self.receiver_max = 0
         #: When hunting for a boundary, demand a command PDV (used for detection
         #: mid-stream on a port nobody told us is DICOM).
         self.require_command = require_command
@@ -184,9 +188,10 @@ class PduReader:
                 break
             pdu_type = buf[consumed]
             length = unpack_from(">I", buf, consumed + 2)[0]
-            if not 1 <= pdu_type <= 7 or length > MAX_PDU_LENGTH:
+            if not 1 <= pdu_type <= 7 or length > self.limit:
                 what = (f"PDU type 0x{pdu_type:02X} is not 0x01-0x07" if not 1 <= pdu_type <= 7
-                        else f"PDU length {length} is beyond any believable PDU")
+                        else f"PDU length {length} is beyond any believable PDU"
+                        + (f" (the receiver accepts {self.receiver_max})" if self.receiver_max else ""))
                 out.append(UlProblem(frame, time, "UL-001" if not 1 <= pdu_type <= 7 else "UL-LENGTH",
                                      f"{what} at stream offset {self._pos + consumed}; "
                                      "searching for the next PDU"))
@@ -245,3 +250,18 @@ class PduReader:
     def pending(self) -> int:
         """Bytes of a partial PDU waiting for more data."""
         return len(self._buf)
+
+    @property
+    def awaited(self) -> int:
+        """Bytes the partial PDU announced (header included), once its header is in."""
+        return self._need if self.synced and len(self._buf) >= 6 else 0
+
+    def believe_up_to(self, receiver_max: int) -> None:
+        """The receiver announced this Maximum Length (0 = none): far longer PDUs are garbage.
+
+        A little over the limit is a peer's fault (rule UL-004) and is still decoded;
+        sixteen times over, and at least 1 MiB, is not a PDU at all.
+        """
+        self.receiver_max = receiver_max
+        if receiver_max:
+            self.limit = min(MAX_PDU_LENGTH, max(16 * receiver_max, 1024 * 1024))
