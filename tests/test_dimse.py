@@ -100,11 +100,11 @@ def test_orphan_data_pdv():
     assembler = MessageAssembler()
     out = assembler.feed_pdv(1, LAST_DATA, b"\x00" * 8, 2, 0.2)
     problem, = out
-    assert problem.code == "DIMSE-ORPHAN-DATA"
+    assert problem.code == "UL-033"
     assert problem.frame == 2
     # After a message without a data set, data is an orphan too.
     assembler.feed_pdv(1, LAST_COMMAND, command_bytes(c_cancel_rq_message()), 3, 0.3)
-    assert [p.code for p in assembler.feed_pdv(1, DATA, b"ab", 4, 0.4)] == ["DIMSE-ORPHAN-DATA"]
+    assert [p.code for p in assembler.feed_pdv(1, DATA, b"ab", 4, 0.4)] == ["UL-033"]
 
 
 def test_new_command_while_data_set_pending():
@@ -114,7 +114,7 @@ def test_new_command_while_data_set_pending():
     assert assembler.feed_pdv(1, DATA, b"\x08\x00\x52\x00", 2, 0.2) == []  # not the last fragment
     out = assembler.feed_pdv(1, LAST_COMMAND, command_bytes(c_cancel_rq_message()), 3, 0.3)
     assert [type(r) for r in out] == [DimseProblem, DimseMessage, DimseMessage]
-    assert out[0].code == "DIMSE-INCOMPLETE"
+    assert out[0].code == "UL-033"  # a command where the data set should continue
     unfinished, cancel = out[1], out[2]
     assert unfinished.command_field == C_GET_RQ
     assert not unfinished.data_set_complete
@@ -129,7 +129,7 @@ def test_close_mid_data_set():
     assembler.feed_pdv(1, DATA, b"\x08\x00", 2, 0.2)
     out = assembler.close(9, 0.9)
     assert [type(r) for r in out] == [DimseProblem, DimseMessage]
-    assert out[0].code == "DIMSE-INCOMPLETE" and out[0].frame == 9
+    assert out[0].code == "CAPTURE-INCOMPLETE" and out[0].frame == 9
     assert out[1].data_set_length == 2 and not out[1].data_set_complete
     assert not assembler.busy
     assert assembler.close(10, 1.0) == []
@@ -141,7 +141,7 @@ def test_close_mid_command():
     assembler.feed_pdv(1, COMMAND, raw[:20], 1, 0.1)
     assert assembler.busy
     out = assembler.close(2, 0.2)
-    assert [p.code for p in out] == ["DIMSE-INCOMPLETE"]
+    assert [p.code for p in out] == ["CAPTURE-INCOMPLETE"]
     assert "20 bytes" in out[0].detail
     # The next message starts clean.
     out = assembler.feed_pdv(1, LAST_COMMAND, command_bytes(c_cancel_rq_message()), 3, 0.3)
@@ -151,7 +151,7 @@ def test_close_mid_command():
 def test_reset_is_a_close():
     assembler = MessageAssembler()
     assembler.feed_pdv(1, COMMAND, b"\x00" * 8, 1, 0.1)
-    assert [p.code for p in assembler.reset(2, 0.2)] == ["DIMSE-INCOMPLETE"]
+    assert [p.code for p in assembler.reset(2, 0.2)] == ["CAPTURE-INCOMPLETE"]
     assert not assembler.busy
 
 
@@ -159,9 +159,9 @@ def test_reserved_control_bits_and_context_change():
     assembler = MessageAssembler()
     raw = command_bytes(c_cancel_rq_message())
     out = assembler.feed_pdv(1, COMMAND | 0x10, raw[:10], 1, 0.1)
-    assert [p.code for p in out] == ["PDV-FLAGS"]
+    assert [p.code for p in out] == ["UL-029"]
     out = assembler.feed_pdv(3, LAST_COMMAND, raw[10:], 2, 0.2)
-    assert [r.code for r in problems(out)] == ["PDV-CONTEXT"]
+    assert [r.code for r in problems(out)] == ["UL-031"]
     assert messages(out)[0].command_field == C_CANCEL_RQ
 
 
@@ -178,7 +178,7 @@ def test_oversized_command_discarded():
     assert assembler.feed_pdv(1, COMMAND, chunk, 1, 0.1) == []
     assert assembler.feed_pdv(1, COMMAND, chunk, 2, 0.2) == []
     out = assembler.feed_pdv(1, COMMAND, b"\x00\x00", 3, 0.3)
-    assert [p.code for p in out] == ["DIMSE-COMMAND-SIZE"]
+    assert [p.code for p in out] == ["CAPTURE-RESYNC"]
     assert not assembler.busy
 
 

@@ -89,7 +89,7 @@ def test_p_data_claiming_4_gb_then_more_traffic():
     with peak_memory(16 * MB, "4 GiB PDU length"):
         _finish(conversation, analyzer)
     codes = _codes(analyzer)
-    assert any("4294967295" in detail for detail in codes["UL-LENGTH"]), codes
+    assert any("4294967295" in detail for detail in codes["CAPTURE-RESYNC"]), codes
     statuses = [(op.message_id, op.final.Status if op.final else None)
                 for op in analyzer.correlator.operations]
     assert statuses == [(1, 0xA701), (2, 0xA701)], "the C-GETs before and after it are both reported"
@@ -105,7 +105,7 @@ def test_pdv_length_0xffffffff():
     analyzer = CaptureAnalyzer("hostile")
     with peak_memory(16 * MB, "PDV length 0xFFFFFFFF"):
         _finish(conversation, analyzer)
-    assert any("4294967295" in detail for detail in _codes(analyzer)["UL-PDV"])
+    assert any("4294967295" in detail for detail in _codes(analyzer)["UL-025"])
     assert any("4294967295" in detail for detail in _rules(analyzer)["UL-025"])
     assert [op.message_id for op in analyzer.correlator.operations if op.complete] == [1, 2]
 
@@ -175,7 +175,7 @@ def test_command_set_with_10000_elements():
         _finish(conversation, analyzer)
     [message] = [m for m in analyzer.messages if m.MessageID == 5]
     assert len(message.elements) == 10006
-    details = [p.detail for p in analyzer.problems if p.code == "CMD-ENCODING"]
+    details = [p.detail for p in analyzer.problems if p.code == "DECODE-COMMAND"]
     assert any("(0000,6000)" in d for d in details)
     assert len(details) <= 40 and "9968 more element faults not listed (10006 elements)" in details[-1]
     [cmd_006] = [f.detail for f in analyzer.rules.findings if f.rule == "CMD-006"]
@@ -216,7 +216,7 @@ def test_c_store_data_set_of_300_mb_without_last_fragment():
     with peak_memory(32 * MB, "300 MB C-STORE data set"):
         feed_frames(analyzer, frames)
         analyzer.finish()
-    details = [p.detail for p in analyzer.problems if p.code == "DIMSE-INCOMPLETE"]
+    details = [p.detail for p in analyzer.problems if p.code == "CAPTURE-INCOMPLETE"]
     assert details and "C-STORE-RQ" in details[0]
     seen = int(details[0].split("(")[1].split(" bytes")[0])
     assert seen >= total, details
@@ -234,7 +234,7 @@ def test_identifier_that_never_ends():
     with peak_memory(24 * MB, "40 MB response data set"):
         feed_frames(analyzer, frames)
         analyzer.finish()
-    details = [p.detail for p in analyzer.problems if p.code == "DIMSE-INCOMPLETE"]
+    details = [p.detail for p in analyzer.problems if p.code == "CAPTURE-INCOMPLETE"]
     assert details and "C-GET-RSP" in details[0] and "bytes seen" in details[0]
     [response] = [m for m in analyzer.messages if getattr(m, "MessageIDBeingRespondedTo", None) == 1]
     assert response.data_set_length >= total
@@ -256,6 +256,6 @@ def test_p_data_claiming_far_more_than_the_receiver_accepts():
         _finish(conversation, analyzer)
     codes = _codes(analyzer)
     assert any(str(200 * 1024 * 1024) in detail and "the receiver accepts" in detail
-               for detail in codes["UL-LENGTH"]), codes
+               for detail in codes["CAPTURE-RESYNC"]), codes
     requests = [op.request is not None for op in analyzer.correlator.operations]
     assert requests == [True, True], "the C-GET-RQ after the garbage is decoded, not swallowed"

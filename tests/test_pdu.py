@@ -163,7 +163,7 @@ def test_unknown_pdu_type_ul001_then_recovery():
 def test_huge_length_is_a_problem():
     reader = PduReader()
     results = reader.feed(b"\x04\x00\xff\xff\xff\xff" + release_rq(), 1, 0.1)
-    assert [r.code for r in results if isinstance(r, UlProblem)] == ["UL-LENGTH"]
+    assert [r.code for r in results if isinstance(r, UlProblem)] == ["CAPTURE-RESYNC"]
     assert [p.type for p in pdus_of(results)] == [A_RELEASE_RQ]
 
 

@@ -246,7 +246,7 @@ class AssociationSession:
                 self._collect(side, side.assembler.feed_pdv(pdv.context_id, pdv.control, pdv.data,
                                                             pdu.frame, pdu.time), out)
             if fault:
-                out.append(self._problem(pdu.frame, pdu.time, "UL-PDV", fault, sender))
+                out.append(self._problem(pdu.frame, pdu.time, "UL-025", fault, sender))
         elif pdu.type == A_ASSOCIATE_RQ:
             self._requestor = side.endpoint
             record.client = side.endpoint
@@ -300,7 +300,7 @@ class AssociationSession:
 
     def _note_problems(self, pdu: Pdu, problems: list[str], out: list) -> None:
         for text in problems:
-            out.append(self._problem(pdu.frame, pdu.time, "UL-ITEM", f"{pdu.name}: {text}"))
+            out.append(self._problem(pdu.frame, pdu.time, "DECODE-ITEM", f"{pdu.name}: {text}"))
 
     # -- messages ------------------------------------------------------------
 
@@ -319,7 +319,7 @@ class AssociationSession:
             self.record.messages += 1
             out.append(message)
             for text in message.command.problems:
-                out.append(self._problem(message.frame, message.time, "CMD-ENCODING",
+                out.append(self._problem(message.frame, message.time, "DECODE-COMMAND",
                                          f"{message.name} command set: {text}"))
 
     def _infer_roles(self, endpoint: str, message: DimseMessage) -> None:

@@ -101,24 +101,24 @@ class MessageAssembler:
     ) -> list[DimseMessage | DimseProblem]:
         out: list[DimseMessage | DimseProblem] = []
         if control & 0xFC:
-            out.append(DimseProblem(frame, time, "PDV-FLAGS",
+            out.append(DimseProblem(frame, time, "UL-029",
                                     f"PDV message control header 0x{control:02X} has reserved bits set"))
         is_command = bool(control & 0x01)
         is_last = bool(control & 0x02)
         if is_command:
             if self._pending is not None:
                 self._pending.problems.append("data set never completed before the next command")
-                out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+                out.append(DimseProblem(frame, time, "UL-033",
                                         f"{self._pending.name} data set ended without a last fragment "
                                         "when a new command began"))
                 out.append(self._finish_pending())
             if self._command_context is not None and context_id != self._command_context:
-                out.append(DimseProblem(frame, time, "PDV-CONTEXT",
+                out.append(DimseProblem(frame, time, "UL-031",
                                         f"command fragment on context {context_id} continues a command "
                                         f"begun on context {self._command_context}"))
             self._command_context = context_id
             if len(self._command) + len(fragment) > MAX_COMMAND_SET:
-                out.append(DimseProblem(frame, time, "DIMSE-COMMAND-SIZE",
+                out.append(DimseProblem(frame, time, "CAPTURE-RESYNC",
                                         f"command set exceeds {MAX_COMMAND_SET} bytes; discarded"))
                 self._command.clear()
                 self._command_context = None
@@ -130,7 +130,7 @@ class MessageAssembler:
         # data fragment
         pending = self._pending
         if pending is None:
-            out.append(DimseProblem(frame, time, "DIMSE-ORPHAN-DATA",
+            out.append(DimseProblem(frame, time, "UL-033",
                                     f"{len(fragment)} data set bytes on context {context_id} "
                                     "with no command awaiting a data set"))
             return out
@@ -179,12 +179,12 @@ class MessageAssembler:
         out: list[DimseMessage | DimseProblem] = []
         if self._pending is not None:
             self._pending.problems.append("stream ended before the data set was complete")
-            out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+            out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
                                     f"{self._pending.name} data set incomplete at end of stream "
                                     f"({self._pending.data_set_length} bytes seen)"))
             out.append(self._finish_pending())
         if self._command:
-            out.append(DimseProblem(frame, time, "DIMSE-INCOMPLETE",
+            out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
                                     f"command set incomplete at end of stream "
                                     f"({len(self._command)} bytes seen)"))
             self._command.clear()

@@ -192,7 +192,7 @@ class PduReader:
                 what = (f"PDU type 0x{pdu_type:02X} is not 0x01-0x07" if not 1 <= pdu_type <= 7
                         else f"PDU length {length} is beyond any believable PDU"
                         + (f" (the receiver accepts {self.receiver_max})" if self.receiver_max else ""))
-                out.append(UlProblem(frame, time, "UL-001" if not 1 <= pdu_type <= 7 else "UL-LENGTH",
+                out.append(UlProblem(frame, time, "UL-001" if not 1 <= pdu_type <= 7 else "CAPTURE-RESYNC",
                                      f"{what} at stream offset {self._pos + consumed}; "
                                      "searching for the next PDU"))
                 self.synced = False

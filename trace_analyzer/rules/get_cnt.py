@@ -26,7 +26,7 @@ _COUNTERS = (_REMAINING, _COMPLETED, _FAILED, _WARNING)
 _NAMES = {_REMAINING: "Remaining", _COMPLETED: "Completed", _FAILED: "Failed", _WARNING: "Warning"}
 
 #: Lower-layer problems after which linked sub-operations may be missing from the record.
-_LOSSES = frozenset({"CAPTURE-HOLE", "CAPTURE-TRUNCATED", "DIMSE-INCOMPLETE"})
+_LOSSES = frozenset({"CAPTURE-HOLE", "CAPTURE-TRUNCATED", "CAPTURE-INCOMPLETE", "UL-033"})
 _MAX_REMEMBERED = 1024
 
 
