@@ -58,6 +58,7 @@ class CaptureAnalyzer:
         self.rules = RulesEngine(rule_levels)
         self.correlator.observer = self.rules
         self._tcp = TcpReassembler()
+        self._tcp.on_data = self._stream_data
         self._sessions: dict[int, AssociationSession] = {}
         if next_association_id is None:
             counter = iter(range(1, 1 << 62))
@@ -94,6 +95,18 @@ class CaptureAnalyzer:
         for event in self._tcp.close(frame, time):
             self._tcp_event(event)
         self.correlator.finish()
+
+    def _stream_data(self, conn: int, src: str, data: bytes, frame: int, time: float) -> None:
+        """In-order bytes of a connection (the hot path)."""
+        session = self._sessions.get(conn)
+        if session is None:
+            return
+        if session.is_dicom:
+            results = session.feed_data(src, data, frame, time)
+            if results:
+                self._outputs(results)
+            return
+        self._tcp_event(StreamData(conn, src, data, frame, time))
 
     def _tcp_event(self, event) -> None:
         if isinstance(event, (StreamData, StreamGap)):

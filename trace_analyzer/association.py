@@ -142,19 +142,36 @@ class AssociationSession:
         if isinstance(event, StreamGap):
             self._hole(side, event, out)
             return out
+        return self._data(side, event.data, event.frame, event.time)
+
+    def feed_data(self, src: str, data: bytes, frame: int, time: float) -> list[DimseMessage | Problem]:
+        """In-order bytes from ``src`` (the hot path: most calls return nothing)."""
+        side = self._sides.get(src)
+        if side is None or self.is_dicom is False:
+            return []
+        if side.seen and self.is_dicom:
+            results = side.reader.feed(data, frame, time)
+            return self._results(side, results) if results else []
+        return self._data(side, data, frame, time)
+
+    def _data(self, side: _Side, data: bytes, frame: int, time: float) -> list[DimseMessage | Problem]:
         if not side.seen:
             side.seen = True
-            self._look_at_start(side, event.data)
-        results = side.reader.feed(event.data, event.frame, event.time)
+            self._look_at_start(side, data)
+        results = side.reader.feed(data, frame, time)
         if self.is_dicom is None:
             if any(isinstance(r, Pdu) for r in results) or (self._forced and results):
                 self._found_dicom(results)
             else:
-                side.detect_bytes += len(event.data)
+                side.detect_bytes += len(data)
                 sides = self._sides.values()
                 if not self._forced and all(s.detect_bytes > DETECTION_BUDGET or not s.seen for s in sides):
                     self.is_dicom = False
                 return []
+        return self._results(side, results)
+
+    def _results(self, side: _Side, results: list) -> list[DimseMessage | Problem]:
+        out: list[DimseMessage | Problem] = []
         for result in results:
             if isinstance(result, UlProblem):
                 out.append(self._problem(result.frame, result.time, result.code, result.detail,

@@ -103,7 +103,9 @@ def _address(raw: bytes) -> str:
 
 
 _ENDPOINTS: dict[tuple[bytes, int], str] = {}
-_FAST_HEADER = Struct(">4s4sHHIIBB").unpack_from
+_FAST_ADDRESSES = Struct(">4s4sHH").unpack_from
+_FAST_TCP = Struct(">IIBB").unpack_from
+_PAIRS: dict[bytes, tuple[str, str]] = {}
 
 
 def _endpoint(address: bytes, port: int) -> str:
@@ -121,14 +123,21 @@ def decode_tcp(linktype: int, frame: bytes) -> TcpSegment:
     # fragmentation, TCP. Everything else takes the general path below.
     if (linktype == LINKTYPE_ETHERNET and frame[12:15] == b"\x08\x00\x45" and len(frame) >= 54
             and frame[23] == 6 and not (frame[20] & 0x3F or frame[21])):
-        src, dst, sport, dport, seq, ack, offset_byte, flags = _FAST_HEADER(frame, 26)
+        seq, ack, offset_byte, flags = _FAST_TCP(frame, 38)
         start = 34 + (offset_byte >> 4) * 4
         if start >= 54:
+            key = frame[26:38]  # addresses and ports: one lookup for both endpoints
+            pair = _PAIRS.get(key)
+            if pair is None:
+                src, dst, sport, dport = _FAST_ADDRESSES(key)
+                if len(_PAIRS) > 100_000:  # bound the cache on captures of port scans
+                    _PAIRS.clear()
+                pair = _PAIRS[bytes(key)] = (_endpoint(src, sport), _endpoint(dst, dport))
             total_length = (frame[16] << 8) | frame[17]
             ip_end = 14 + total_length if total_length else len(frame)
             # A view, not a copy: bulk data is copied once, into the PDU buffer.
-            return TcpSegment(_endpoint(src, sport), _endpoint(dst, dport), seq, flags,
-                              memoryview(frame)[start:ip_end], max(0, ip_end - start), ack)
+            return TcpSegment(pair[0], pair[1], seq, flags, memoryview(frame)[start:ip_end],
+                              max(0, ip_end - start), ack)
     version, offset = _ip_payload(linktype, frame)
     if version == 4:
         if len(frame) < offset + 20:

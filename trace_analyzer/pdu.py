@@ -166,12 +166,18 @@ class PduReader:
         return self._pos
 
     def feed(self, data: bytes, frame: int, time: float) -> list[Pdu | UlProblem]:
+        buf = self._buf
+        if self.synced and buf and len(buf) + len(data) < self._need:
+            # The middle of a PDU, the common case for bulk data: its first byte,
+            # and so its first frame, is already marked.
+            buf += data
+            return []
         if data:
-            self._mark_positions.append(self._pos + len(self._buf))
+            self._mark_positions.append(self._pos + len(buf))
             self._mark_frames.append(frame)
-        self._buf += data
-        if self.synced and len(self._buf) < self._need:
-            return []  # the middle of a PDU: the common case for bulk data
+        buf += data
+        if self.synced and len(buf) < self._need:
+            return []
         out: list[Pdu | UlProblem] = []
         buf = self._buf
         consumed = 0

@@ -10,6 +10,7 @@ seen byte. No I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
@@ -102,6 +103,9 @@ class TcpReassembler:
         self._next_id = 1
         self.retransmitted_bytes = 0
         self.out_of_order_segments = 0
+        #: If set, in-order data on the fast path goes straight here,
+        #: on_data(conn, src, data, frame, time), instead of as a StreamData event.
+        self.on_data: Callable[[int, str, bytes, int, float], None] | None = None
 
     def feed(self, seg: TcpSegment, frame: int, time: float) -> list[TcpEvent]:
         key = (seg.src, seg.dst) if seg.src < seg.dst else (seg.dst, seg.src)
@@ -121,6 +125,9 @@ class TcpReassembler:
                         return []
                     connection.had_data = True
                     direction.next += len(payload)
+                    if self.on_data is not None:
+                        self.on_data(connection.conn, seg.src, payload, frame, time)
+                        return []
                     return [StreamData(connection.conn, seg.src, payload, frame, time)]
         events: list[TcpEvent] = []
         is_syn = bool(seg.flags & TCP_SYN)
