@@ -335,6 +335,10 @@ class RulesEngine:
 
         load_families()
         self.levels = check_levels(levels or {})
+        #: The checks to run per event, rules switched off left out once and for all.
+        self._active = {name: [(rule_id, check) for rule_id, check in checks
+                               if self.levels.get(rule_id) != "off"]
+                        for name, checks in _REGISTRY.items()}
         self.findings: list[Finding] = []
         self._views: dict[int, AssociationView] = {}  # id(session) -> view
         self._by_association: dict[tuple[str, int], AssociationView] = {}
@@ -387,14 +391,11 @@ class RulesEngine:
 
     def _dispatch(self, event: Event) -> None:
         # Runs for every PDU and message: one Reporter per event, re-aimed per check.
-        checks = _REGISTRY.get(event.name)
+        checks = self._active.get(event.name)
         if not checks:
             return
         reporter = Reporter(self, "", event)
-        levels = self.levels
         for rule_id, check in checks:
-            if levels and levels.get(rule_id) == "off":
-                continue
             reporter._rule = rule_id
             check(reporter, event)
 
