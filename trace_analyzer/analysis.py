@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
 from .capture import CaptureError, CaptureRecord, iter_records
@@ -202,6 +202,24 @@ class Analysis:
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def write_json(self, handle: TextIO) -> None:
+        """Write what :meth:`to_json` returns, a row at a time: a large capture's
+        tables are never all held in memory as rows and text at once."""
+        from . import tables
+
+        encode = json.JSONEncoder(allow_nan=False).encode  # one encoder, not one per row
+        write = handle.write
+        write("{")
+        for index, name in enumerate(tables.TABLES):
+            write(f'{", " if index else ""}{encode(name)}: [')
+            separator = ""
+            for row in tables.iter_rows(name, self):
+                write(separator)
+                write(encode(row))
+                separator = ", "
+            write("]")
+        write("}")
 
     def __getattr__(self, name: str):
         from . import tables

@@ -421,7 +421,13 @@ def run_rules(args: argparse.Namespace) -> int:
 def run_analyze(args: argparse.Namespace) -> int:
     analysis = _run(args)
     if args.format == "json":
-        _emit(analysis.to_json() + "\n", args.output)
+        if args.output is None:
+            analysis.write_json(sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                analysis.write_json(handle)
+                handle.write("\n")
     elif args.format == "csv":
         folder = args.output or "trace-analyzer-csv"
         _write_csv(analysis, folder)

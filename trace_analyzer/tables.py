@@ -569,10 +569,16 @@ _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
 }
 
 
+def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
+    """One table's rows one at a time, columns in display order."""
+    columns = COLUMNS[name]
+    for row in _BUILDERS[name](analysis):
+        yield {column: row.get(column) for column in columns}
+
+
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:
     """One table as a list of dicts, columns in display order."""
-    columns = COLUMNS[name]
-    return [{column: row.get(column) for column in columns} for row in _BUILDERS[name](analysis)]
+    return list(iter_rows(name, analysis))
 
 
 _DTYPES = {"int": "Int64", "float": "Float64", "str": "string", "bool": "boolean"}
