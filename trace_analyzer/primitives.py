@@ -176,6 +176,11 @@ _P = TypeVar("_P", bound="_TracedPrimitive")
 class _TracedPrimitive:
     """Trace context and wire record shared by every primitive."""
 
+    # Slots: a capture holds one primitive per DIMSE message, often hundreds of thousands.
+    __slots__ = ("capture", "frame", "time", "association", "sender", "context_id", "transfer_syntax",
+                 "data_set_length", "data_set_complete", "data_frame", "elements", "wire", "problems",
+                 "findings", "is_request", "is_response")
+
     _MSG_TYPE: ClassVar[str] = ""
     _REQUEST_FIELD: ClassVar[int | None] = None
     _RESPONSE_FIELD: ClassVar[int | None] = None
@@ -311,6 +316,9 @@ class C_GET(_TracedPrimitive):
     bool is refused as an int, and Priority refuses 1.0.
     """
 
+    __slots__ = ("_message_id", "_message_id_being_responded_to", "_affected_sop_class_uid", "_priority",
+                 "_identifier", "_identifier_dataset", "_identifier_decoded", "_status", "_remaining",
+                 "_completed", "_failed", "_warning", "OffendingElement", "ErrorComment")
     _MSG_TYPE = "C-GET"
     _REQUEST_FIELD = C_GET_RQ
     _RESPONSE_FIELD = C_GET_RSP
@@ -568,6 +576,9 @@ class C_STORE(_TracedPrimitive):
     kept: it is the retrieved image, not something the analyzer checks.
     """
 
+    __slots__ = ("MessageID", "MessageIDBeingRespondedTo", "AffectedSOPClassUID", "AffectedSOPInstanceUID",
+                 "Priority", "Status", "MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID",
+                 "ErrorComment", "OffendingElement")
     _MSG_TYPE = "C-STORE"
     _REQUEST_FIELD = C_STORE_RQ
     _RESPONSE_FIELD = C_STORE_RSP
@@ -605,6 +616,7 @@ class C_STORE(_TracedPrimitive):
 class C_CANCEL(_TracedPrimitive):
     """A C-CANCEL-RQ (PS3.7 9.3.3.3): names the C-GET it cancels; gets no response."""
 
+    __slots__ = ("MessageIDBeingRespondedTo",)
     _MSG_TYPE = "C-CANCEL"
     _REQUEST_FIELD = C_CANCEL_RQ
     _REQUEST_ELEMENTS = ("MessageIDBeingRespondedTo",)
