@@ -68,6 +68,16 @@ class CommandElement:
         return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
 
 
+@dataclass(frozen=True, slots=True)
+class DecodingStop:
+    """Where and why decoding stopped before the end of the command set."""
+
+    offset: int  # of the element header (or of the short tail)
+    remaining: int  # bytes after the header (or in the short tail)
+    tag: int | None = None  # None: the tail was too short for an element header
+    declared_length: int | None = None  # the length that ran past the end
+
+
 @dataclass(slots=True)
 class CommandSet:
     """All elements of one command set, in wire order.
@@ -80,6 +90,8 @@ class CommandSet:
     elements: list[CommandElement] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _by_keyword: dict[str, CommandElement] = field(default_factory=dict, repr=False)
+    #: Set when the bytes ran out before the elements did (the rest could not be decoded).
+    stopped: DecodingStop | None = None
 
     def get(self, keyword: str, default: Any = None) -> Any:
         element = self._by_keyword.get(keyword)
@@ -171,6 +183,7 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
             result.problems.append(
                 f"{size - offset} trailing bytes at offset {offset} are too short for an element header"
             )
+            result.stopped = DecodingStop(offset, size - offset)
             break
         group, elem, length = _HEADER.unpack_from(view, offset)
         tag = (group << 16) | elem
@@ -180,6 +193,7 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
                 f"element ({group:04X},{elem:04X}) at offset {offset} has length {length}, "
                 f"but only {size - start} bytes remain"
             )
+            result.stopped = DecodingStop(offset, size - start, (group << 16) | elem, length)
             break
         raw = view[start:start + length]
         vr, keyword = _DICTIONARY.get(tag, ("UN", ""))

@@ -9,11 +9,9 @@ its ``problems`` text, because then there is no element to look at.
 
 from __future__ import annotations
 
-import re
-
 from pydicom.datadict import DicomDictionary
 
-from ..commandset import COMMAND_NAMES, CommandElement, CommandSet
+from ..commandset import COMMAND_NAMES, CommandElement, CommandSet, DecodingStop
 from .engine import Event, Reporter, rule
 
 #: Retired group 0000 elements (PS3.7 E.2), as pydicom's dictionary marks them.
@@ -34,9 +32,6 @@ _VRS = frozenset((
 ))
 
 # The decoder's words when it had to stop (commandset.decode_command_set).
-_STOPPED = re.compile(r"element \(([0-9A-F]{4}),([0-9A-F]{4})\) at offset (\d+) has length (\d+), "
-                      r"but only (\d+) bytes remain")
-_SHORT_TAIL = re.compile(r"(\d+) trailing bytes at offset (\d+) are too short")
 
 
 def _tag(tag: int) -> str:
@@ -50,12 +45,9 @@ def _listing(items: list[str], shown: int = 16) -> str:
     return ", ".join(distinct[:shown]) + more
 
 
-def decoding_stopped(command: CommandSet) -> str | None:
-    """The decoder's note when it stopped before the end of the command set, else None."""
-    for problem in command.problems:
-        if _STOPPED.search(problem) or _SHORT_TAIL.search(problem):
-            return problem
-    return None
+def decoding_stopped(command: CommandSet) -> DecodingStop | None:
+    """Where the decoder stopped before the end of the command set, else None."""
+    return command.stopped
 
 
 def _message_id(command: CommandSet) -> int | None:
@@ -82,25 +74,21 @@ def implicit_vr_little_endian(report: Reporter, event: Event) -> None:
     stopped = decoding_stopped(command)
     if stopped is None:
         return
-    match = _STOPPED.search(stopped)
-    if match is not None:
-        group, element, offset, length = match.group(1), match.group(2), match.group(3), int(match.group(4))
+    if stopped.tag is not None:
+        length = stopped.declared_length or 0
         # Read as Implicit VR, an explicit header's VR and 16-bit length become the low and
         # high halves of the 32-bit length: two upper-case letters in the low half give it away.
         letters = bytes((length & 0xFF, (length >> 8) & 0xFF)).decode("latin-1")
+        where = f"Command set element {_tag(stopped.tag)} at offset {stopped.offset}"
         if letters in _VRS:
-            _report(report, event, f"Command set element ({group},{element}) at offset {offset} is followed "
-                    f"by the VR '{letters}', so the command set is Explicit VR; a command set must be "
-                    "Implicit VR Little Endian")
+            _report(report, event, f"{where} is followed by the VR '{letters}', so the command set is "
+                    "Explicit VR; a command set must be Implicit VR Little Endian")
             return
-        _report(report, event, f"Command set element ({group},{element}) at offset {offset} declares "
-                f"{length} bytes but only {match.group(5)} remain; the command set does not parse as "
-                "Implicit VR Little Endian")
+        _report(report, event, f"{where} declares {length} bytes but only {stopped.remaining} remain; the "
+                "command set does not parse as Implicit VR Little Endian")
         return
-    tail = _SHORT_TAIL.search(stopped)
-    assert tail is not None
-    _report(report, event, f"Command set ends with {tail.group(1)} bytes at offset {tail.group(2)} that "
-            "are too short for an element header; the command set does not parse as Implicit VR "
+    _report(report, event, f"Command set ends with {stopped.remaining} bytes at offset {stopped.offset} "
+            "that are too short for an element header; the command set does not parse as Implicit VR "
             "Little Endian")
 
 
