@@ -1,8 +1,9 @@
 """Capture file input: pcap, pcapng and their gzip-compressed forms.
 
-Layer: capture (the only layer that touches files). Reads records with
-scapy's raw readers, without dissecting them, and yields
-:class:`CaptureRecord` items numbered as Wireshark numbers frames. A file
+Layer: capture (the only layer that touches files). Reads classic pcap
+itself, in blocks (it is a simple format, and scapy's import alone is a tenth
+of a second), and pcapng with scapy's raw reader, never dissecting a packet;
+yields records numbered as Wireshark numbers frames. A file
 that cannot be opened raises :class:`CaptureError`; a record cut short at the
 end of the file stops the iteration and is reported through ``on_problem``,
 so everything read before it is kept.
