@@ -1,8 +1,9 @@
 """Conformance rules for C-GET traffic: the catalog, the engine and the rule families.
 
-Each family module (``ul``, ``cmd``, ``get_rq``, ``get_id``, ``get_rsp``,
-``get_cnt``, ``get_sub``, ``get_can``, ``get_role``) registers its checks with
-:func:`~trace_analyzer.rules.engine.rule` when imported.
+Each family module (``cmd``, ``get_rq``, ``get_id``, ``get_rsp``, ``get_cnt``,
+``get_sub``, ``get_can``, ``get_role``; the UL family in ``ul``, ``ul_associate``
+and ``ul_pdv``) registers its checks with :func:`~trace_analyzer.rules.engine.rule`
+when imported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .engine import (
 )
 
 FAMILIES = ("ul", "cmd", "get_rq", "get_id", "get_rsp", "get_cnt", "get_sub", "get_can", "get_role")
+#: The modules that register checks: one per family, the UL family in three.
+MODULES = ("ul", "ul_associate", "ul_pdv", *FAMILIES[1:])
 CONFIG_FILE = "trace-analyzer.toml"
 _loaded = False
 
@@ -34,12 +37,8 @@ def load_families() -> None:
     global _loaded
     if _loaded:
         return
-    for family in FAMILIES:
-        try:
-            importlib.import_module(f"{__name__}.{family}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{family}":
-                raise
+    for module in MODULES:
+        importlib.import_module(f"{__name__}.{module}")
     _loaded = True
 
 
