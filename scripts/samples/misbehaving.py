@@ -41,11 +41,11 @@ from .pyn import (
     TIMEOUT,
     TRANSFER_SYNTAXES,
     GetRequest,
-    _fill_final,
     _hex,
     _match,
     _new_get_truth,
     get_identifier,
+    send_c_get,
     status_category,
 )
 
@@ -627,24 +627,7 @@ def run_pynetdicom_scu(port: int, fault: Fault, request: GetRequest) -> dict:
         "c_gets": [truth],
     }
     try:
-        statuses = []
-        for status, identifier in assoc.send_c_get(
-            request.identifier,
-            QUERY_MODELS[request.model],
-            msg_id=request.message_id,
-            priority=request.priority,
-        ):
-            if status is None or "Status" not in status:
-                raise SampleError(f"C-GET {request.message_id}: no response (timeout or abort)")
-            code = int(status.Status)
-            statuses.append(_hex(code))
-            if status_category(code) == "Pending":
-                truth["pending_responses"] += 1
-                if request.cancel_after_pending == truth["pending_responses"] and not truth["cancel_sent"]:
-                    assoc.send_c_cancel(request.message_id, query_model=QUERY_MODELS[request.model])
-                    truth["cancel_sent"] = True
-                continue
-            _fill_final(truth, status, identifier)
+        statuses = send_c_get(assoc, request, truth)
         if fault.linger:
             time.sleep(fault.linger)
         # What send_c_get handed to the application: it stops at the first final response.

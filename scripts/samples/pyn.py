@@ -286,28 +286,36 @@ def run_get_scu(
         for req in requests:
             truth = _new_get_truth(req)
             current["request"], current["truth"] = req, truth
-            statuses = []
-            for status, identifier in assoc.send_c_get(
-                req.identifier, QUERY_MODELS[req.model], msg_id=req.message_id, priority=req.priority
-            ):
-                if status is None or "Status" not in status:
-                    raise SampleError(f"C-GET {req.message_id}: no response (timeout or abort)")
-                code = int(status.Status)
-                statuses.append(_hex(code))
-                if status_category(code) == "Pending":
-                    truth["pending_responses"] += 1
-                    if req.cancel_after_pending == truth["pending_responses"] and not truth["cancel_sent"]:
-                        assoc.send_c_cancel(req.message_id, query_model=QUERY_MODELS[req.model])
-                        truth["cancel_sent"] = True
-                    continue
-                _fill_final(truth, status, identifier)
-            truth["response_statuses"] = statuses
+            truth["response_statuses"] = send_c_get(assoc, req, truth)
             record["c_gets"].append(truth)
             current.clear()
     finally:
         if assoc.is_established:
             assoc.release()
     return record
+
+
+def send_c_get(assoc, req: GetRequest, truth: dict) -> list[str]:
+    """Send one C-GET, recording what the SCU received in ``truth``; the statuses yielded, as hex.
+
+    Cancels after the request's ``cancel_after_pending``-th Pending response, if it has one.
+    """
+    statuses = []
+    for status, identifier in assoc.send_c_get(
+        req.identifier, QUERY_MODELS[req.model], msg_id=req.message_id, priority=req.priority
+    ):
+        if status is None or "Status" not in status:
+            raise SampleError(f"C-GET {req.message_id}: no response (timeout or abort)")
+        code = int(status.Status)
+        statuses.append(_hex(code))
+        if status_category(code) == "Pending":
+            truth["pending_responses"] += 1
+            if req.cancel_after_pending == truth["pending_responses"] and not truth["cancel_sent"]:
+                assoc.send_c_cancel(req.message_id, query_model=QUERY_MODELS[req.model])
+                truth["cancel_sent"] = True
+            continue
+        _fill_final(truth, status, identifier)
+    return statuses
 
 
 def _new_get_truth(req: GetRequest) -> dict:
