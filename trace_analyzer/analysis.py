@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .association import AssociationRecord, AssociationSession, Problem
 from .capture import CaptureError, CaptureRecord, iter_records
 from .dimse import DimseMessage
+from .lane import BulkLane, LaneFlow
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
 from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
@@ -46,7 +47,7 @@ class CaptureAnalyzer:
 
     def __init__(self, capture: str, ports: Iterable[int] = (),
                  next_association_id: Callable[[], int] | None = None,
-                 rule_levels: dict[str, str] | None = None) -> None:
+                 rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> None:
         self.capture = capture
         self.ports = frozenset(ports)
         self.summary = CaptureSummary(capture)
@@ -64,6 +65,15 @@ class CaptureAnalyzer:
             counter = iter(range(1, 1 << 62))
             next_association_id = counter.__next__
         self._next_id = next_association_id
+        #: Counts bulk data straight from the capture reader's buffer (see lane.py); a
+        #: record source that does not hand it buffers simply never lets it run.
+        self.lane: BulkLane | None = BulkLane() if fast_lane else None
+        if self.lane is not None:
+            self.lane.on_flush = self._lane_flush
+            self.lane.on_records = self._lane_records
+        self._bulk_candidate: tuple[AssociationSession, str, str] | None = None
+        self.lane_records = 0  # records the lane counted (for benchmarks and tests)
+        self.on_progress: Callable[[int], None] | None = None
 
     def problem(self, frame: int, time: float, code: str, detail: str) -> None:
         self.problems.append(Problem(self.capture, frame, time, None, code, detail))
@@ -86,10 +96,49 @@ class CaptureAnalyzer:
             summary.skipped_frames[reason] = summary.skipped_frames.get(reason, 0) + 1
             return
         summary.tcp_frames += 1
+        lane = self.lane
+        if lane is not None and lane.flows:
+            lane.forget(data)
         for event in self._tcp.feed(segment, frame, time):
             self._tcp_event(event)
+        if self._bulk_candidate is not None:
+            self._arm_lane(data)
+
+    # -- the fast lane ---------------------------------------------------------------
+
+    def _arm_lane(self, data: bytes) -> None:
+        session, conn, src = self._bulk_candidate
+        self._bulk_candidate = None
+        run = session.bulk_run(src)
+        if run is None:
+            return
+        dst = session.peer_of(src)
+        seq = self._tcp.next_sequence(src, dst)
+        if seq is not None:
+            self.lane.arm(data, seq, run[0], run[1], (session, src, dst))
+
+    def _lane_flush(self, flow: LaneFlow) -> None:
+        session, src, dst = flow.owner
+        time = self.lane.time
+        self._tcp.advance(src, dst, flow.count, flow.frame, time(flow.sec, flow.usec),
+                          flow.ack_frame, time(flow.ack_sec, flow.ack_usec))
+        if flow.count:
+            session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame,
+                             time(flow.run_sec, flow.run_usec))
+
+    def _lane_records(self, records: int, captured: int, time: float) -> None:
+        self.lane_records += records
+        summary = self.summary
+        summary.frames += records
+        summary.tcp_frames += records
+        summary.bytes += captured
+        summary.last_time = time
+        if self.on_progress is not None:
+            self.on_progress(captured + 16 * records)
 
     def finish(self) -> None:
+        if self.lane is not None:
+            self.lane.clear()
         frame = self.summary.frames
         time = self.summary.last_time or 0.0
         for event in self._tcp.close(frame, time):
@@ -105,6 +154,8 @@ class CaptureAnalyzer:
             results = session.feed_data(src, data, frame, time)
             if results:
                 self._outputs(results)
+            if self.lane is not None and session.is_dicom:
+                self._bulk_candidate = (session, conn, src)
             return
         self._tcp_event(StreamData(conn, src, data, frame, time))
 
@@ -236,19 +287,23 @@ class Analysis:
 def analyze_capture(path: str, ports: Iterable[int] = (),
                     next_association_id: Callable[[], int] | None = None,
                     on_progress: Callable[[int], None] | None = None,
-                    rule_levels: dict[str, str] | None = None) -> CaptureAnalyzer:
-    """Read and analyse one capture file. Raises CaptureError if it cannot be opened."""
-    analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels)
+                    rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> CaptureAnalyzer:
+    """Read and analyse one capture file. Raises CaptureError if it cannot be opened.
+
+    ``fast_lane=False`` sends every record down the layer-by-layer path (the
+    results are the same; tests compare the two)."""
+    analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels, fast_lane)
 
     def problem(frame: int, text: str) -> None:
         analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
 
     feed = analyzer.feed_frame
+    analyzer.on_progress = on_progress
     if on_progress is None:
-        for frame, time, linktype, data, _ in iter_records(path, problem):
+        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
             feed(frame, time, linktype, data)
     else:
-        for frame, time, linktype, data, _ in iter_records(path, problem):
+        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
             feed(frame, time, linktype, data)
             on_progress(len(data) + 16)
     analyzer.finish()
@@ -257,7 +312,7 @@ def analyze_capture(path: str, ports: Iterable[int] = (),
 
 def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
             on_progress: Callable[[int], None] | None = None,
-            rules: dict[str, str] | None = None) -> Analysis:
+            rules: dict[str, str] | None = None, fast_lane: bool = True) -> Analysis:
     """Analyse one or more capture files.
 
     ``ports`` forces DICOM decoding on those TCP ports (DICOM is otherwise
@@ -273,7 +328,8 @@ def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
     for path in paths:
         path = str(path)
         try:
-            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress, rules))
+            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress, rules,
+                                             fast_lane))
         except CaptureError as exc:
             failures.append(CaptureSummary(path, error=str(exc)))
     return Analysis(analyzers, failures)

@@ -27,6 +27,7 @@ from .pdu import (
     P_DATA_TF,
     Pdu,
     PduReader,
+    PduRun,
     UlProblem,
     plausible_pdu_at,
     split_pdvs,
@@ -178,6 +179,8 @@ class AssociationSession:
                                          self._sender(side.endpoint) or None))
             else:
                 self._pdu(side, result, out)
+        if side.assembler.counting:
+            side.reader.elide()
         return out
 
     def close(self, frame: int, time: float) -> list[DimseMessage | Problem]:
@@ -202,6 +205,37 @@ class AssociationSession:
             if self._sender(side.endpoint) == sender:
                 return side.assembler.in_progress
         return None
+
+    # -- bulk data (the fast lane) ------------------------------------------------
+
+    def peer_of(self, endpoint: str) -> str:
+        """The other endpoint of the connection."""
+        return next(e for e in self._sides if e != endpoint)
+
+    def bulk_run(self, src: str) -> tuple[int, bytes | None] | None:
+        """While ``src`` sends a data PDU that is only counted: bytes left in it, and
+        the 12 bytes that open each PDU of the run, if the lane may cross into the next
+        (see PduReader.elided_run)."""
+        side = self._sides.get(src)
+        if side is None or not self.is_dicom or not side.seen:
+            return None
+        return side.reader.elided_run()
+
+    def skip_run(self, src: str, count: int, whole: int, first_frame: int, frame: int, time: float) -> None:
+        """``count`` bytes from ``src`` were counted by the fast lane: they completed ``whole``
+        PDUs of the current run (the last at ``frame``) and began the next in ``first_frame``."""
+        side = self._sides[src]
+        reader = side.reader
+        length, header = reader.skip_run(count, whole, first_frame)
+        if not whole:
+            return
+        side.assembler.count_data(whole * (length - 6))
+        record = self.record
+        record.pdus += whole
+        record.end_time = max(record.end_time, time)
+        record.last_frame = max(record.last_frame, frame)
+        self._notify("p_data_run", run=PduRun(whole, length, header, reader.position, frame, time),
+                     sender=self._sender(src), frame=frame, time=time)
 
     def end(self, frame: int, time: float) -> None:
         """Tell the observer the association is over (after its last messages were handled)."""
@@ -256,12 +290,12 @@ class AssociationSession:
         record.end_time = max(record.end_time, pdu.time)
         record.last_frame = max(record.last_frame, pdu.frame)
         if pdu.type == P_DATA_TF:
-            pdvs, fault = split_pdvs(pdu.body)
+            pdvs, fault = split_pdvs(pdu.body, pdu.elided)
             self._notify("p_data", pdu=pdu, pdvs=pdvs, fault=fault, sender=sender, frame=pdu.frame,
                          time=pdu.time)
             for pdv in pdvs:
                 self._collect(side, side.assembler.feed_pdv(pdv.context_id, pdv.control, pdv.data,
-                                                            pdu.frame, pdu.time), out)
+                                                            pdu.frame, pdu.time, pdv.length), out)
             if fault:
                 out.append(self._problem(pdu.frame, pdu.time, "UL-025", fault, sender))
         elif pdu.type == A_ASSOCIATE_RQ:

@@ -195,12 +195,20 @@ class _ReadWatcher:
 _BLOCK = 1024 * 1024
 
 
-def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:
-    """(frame, time, linktype, data, wirelen) for each record of a pcap file."""
+def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | None,
+                  lane=None) -> Iterator[tuple]:
+    """(frame, time, linktype, data, wirelen) for each record of a pcap file.
+
+    ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`), while it has armed flows, is
+    handed the block buffer before each record and passes over the records it counts.
+    """
     handle = reader.f
     unpack = struct.Struct(reader.endian + "IIII").unpack_from
     divisor = 1e9 if reader.nano else 1e6
     linktype = reader.linktype
+    if lane is not None and not lane.configure(reader.endian, reader.nano, linktype):
+        lane = None
+    try_lane = False
     buf = b""
     pos = 0
     frame = 0
@@ -236,9 +244,15 @@ def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | No
                                   f"{caplen} bytes present): the file is truncated")
             yield frame, sec + usec / divisor, linktype, data, wirelen
             return
+        if try_lane:
+            # The next record is whole in the buffer: the lane takes it, or says no.
+            pos, frame, refused = lane.skip(buf, pos, frame)
+            try_lane = not refused and lane.active
+            continue
         frame += 1
         yield frame, sec + usec / divisor, linktype, buf[pos + 16:end], wirelen
         pos = end
+        try_lane = lane is not None and lane.active
 
 
 def _pcapng_records(reader, on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:
@@ -268,12 +282,15 @@ def _pcapng_records(reader, on_problem: Callable[[int, str], None] | None) -> It
         yield frame, time, meta.linktype, data, meta.wirelen if meta.wirelen is not None else len(data)
 
 
-def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None) -> Iterator[tuple]:
+def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None,
+                 lane=None) -> Iterator[tuple]:
     """Yield ``(frame, time, linktype, data, wirelen)`` for every record of the capture.
 
     Plain tuples, because this runs once per frame of captures that hold
     millions. ``on_problem(frame, text)`` hears of a damaged or truncated
-    file; everything before the damage has been yielded by then.
+    file; everything before the damage has been yielded by then. Records
+    that ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`) counts are not
+    yielded (classic pcap only).
     """
     _check_file(path)
     try:
@@ -289,7 +306,7 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     inflater = reader.f if isinstance(reader.f, _Inflater) else None
     frame = 0
     try:
-        records = _pcap_records(reader, on_problem) if isinstance(reader, _PcapFile) \
+        records = _pcap_records(reader, on_problem, lane) if isinstance(reader, _PcapFile) \
             else _pcapng_records(reader, on_problem)
         try:
             for record in records:

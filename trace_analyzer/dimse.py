@@ -96,10 +96,28 @@ class MessageAssembler:
         """True while a message is partly received."""
         return bool(self._command) or self._pending is not None
 
+    @property
+    def counting(self) -> bool:
+        """True while a data set is arriving that is only counted, its head already kept:
+        its fragments' bytes are no longer needed (see PduReader.elide_data)."""
+        pending = self._pending
+        return (pending is not None and self._data is None and not self._command
+                and len(pending.data_set_head) >= DATA_SET_HEAD)
+
+    def count_data(self, size: int) -> None:
+        """``size`` more bytes of the counted data set, in fragments that are not the last."""
+        if self._pending is not None:
+            self._pending.data_set_length += size
+
     def feed_pdv(
-        self, context_id: int, control: int, fragment: bytes | memoryview, frame: int, time: float
+        self, context_id: int, control: int, fragment: bytes | memoryview, frame: int, time: float,
+        length: int | None = None,
     ) -> list[DimseMessage | DimseProblem]:
+        """One PDV; ``length`` is the fragment's length on the wire when its bytes were
+        not kept (a counted data fragment), else len(fragment)."""
         out: list[DimseMessage | DimseProblem] = []
+        if length is None:
+            length = len(fragment)
         if control & 0xFC:
             out.append(DimseProblem(frame, time, "UL-029",
                                     f"PDV message control header 0x{control:02X} has reserved bits set"))
@@ -131,7 +149,7 @@ class MessageAssembler:
         pending = self._pending
         if pending is None:
             out.append(DimseProblem(frame, time, "UL-033",
-                                    f"{len(fragment)} data set bytes on context {context_id} "
+                                    f"{length} data set bytes on context {context_id} "
                                     "with no command awaiting a data set"))
             return out
         if context_id != pending.context_id:
@@ -139,7 +157,7 @@ class MessageAssembler:
                 f"data fragment on context {context_id}, command on context {pending.context_id}")
         if self._data is None and len(pending.data_set_head) < DATA_SET_HEAD:
             pending.data_set_head += bytes(fragment[:DATA_SET_HEAD - len(pending.data_set_head)])
-        pending.data_set_length += len(fragment)
+        pending.data_set_length += length
         if self._data is not None:
             if len(self._data) + len(fragment) > MAX_KEPT_DATA_SET:
                 pending.problems.append(f"data set larger than {MAX_KEPT_DATA_SET} bytes; counted, not kept")

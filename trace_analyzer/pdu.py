@@ -45,6 +45,9 @@ class Pdu:
     time: float
     first_frame: int  # frame holding its first byte
     offset: int  # position of its first byte in the direction's stream
+    #: Bytes of a counted data fragment at the end of the body that were not kept (see
+    #: PduReader.elide_data): the body holds len(body) + elided bytes on the wire.
+    elided: int = 0
 
     @property
     def name(self) -> str:
@@ -63,11 +66,18 @@ class UlProblem:
 class Pdv:
     context_id: int
     control: int
-    data: memoryview
+    data: memoryview  # empty for a data fragment that was counted, not kept
+    length: int  # the fragment's length on the wire (item-length - 2)
 
 
-def split_pdvs(body: bytes) -> tuple[list[Pdv], str | None]:
-    """Cut a P-DATA-TF body into PDV items; also returns a fault, if any."""
+def split_pdvs(body: bytes, elided: int = 0) -> tuple[list[Pdv], str | None]:
+    """Cut a P-DATA-TF body into PDV items; also returns a fault, if any.
+
+    ``elided``: bytes of the body's single data fragment that were counted
+    but not kept (the body is then just the PDV item header).
+    """
+    if elided:
+        return [Pdv(body[4], body[5], memoryview(b""), elided)], None
     items: list[Pdv] = []
     view = memoryview(body)
     offset = 0
@@ -81,7 +91,7 @@ def split_pdvs(body: bytes) -> tuple[list[Pdv], str | None]:
         if length > size - offset - 4:
             return items, (f"PDV item length {length} at offset {offset} runs past the end "
                            f"of the PDU ({size - offset - 4} bytes left)")
-        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length]))
+        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length], length - 2))
         offset += 4 + length
     if not items:
         return items, "P-DATA-TF without any PDV item"
@@ -139,6 +149,26 @@ def plausible_pdu_at(buf: bytearray, start: int, require_command: bool = False) 
     return buf[start + 6] == 0 and buf[start + 7] == 1
 
 
+@dataclass(frozen=True, slots=True)
+class PduRun:
+    """P-DATA-TF PDUs counted, not framed one by one: ``count`` PDUs identical in their
+    first 12 bytes (PDU header and single data PDV header, ``header``) to the last PDU
+    framed before them, each ``length`` long, the last completed at ``frame``; the next
+    PDU of the stream begins at ``next_offset``. Only bulk data comes this way (see
+    :mod:`.lane`)."""
+
+    count: int
+    length: int
+    header: bytes
+    next_offset: int
+    frame: int
+    time: float
+
+
+#: The 12 bytes that open a P-DATA-TF: PDU header, then the first PDV item's header.
+RUN_HEADER = 12
+
+
 class PduReader:
     """Frame the PDUs of one direction of a TCP connection."""
 
@@ -160,6 +190,15 @@ class PduReader:
         #: mid-stream on a port nobody told us is DICOM).
         self.require_command = require_command
         self.skipped_bytes = 0
+        #: Set by the association layer while the data fragments that follow are only
+        #: counted (a C-STORE data set): a P-DATA-TF holding one data PDV then keeps
+        #: just its first 12 bytes, and the rest of it is counted, not buffered.
+        #: Cleared here by any PDU that is not such a data PDU.
+        self.elide_data = False
+        self._eliding = False
+        self._elided = 0  # bytes of the current PDU counted past its first 12
+        #: First 12 bytes of the last P-DATA-TF framed (for runs of identical PDUs).
+        self._last_header = b""
 
     @property
     def position(self) -> int:
@@ -167,9 +206,22 @@ class PduReader:
 
     def feed(self, data: bytes, frame: int, time: float) -> list[Pdu | UlProblem]:
         buf = self._buf
+        if self._eliding:
+            rest = self._need - RUN_HEADER - self._elided
+            if len(data) < rest:
+                self._elided += len(data)
+                return []
+            out: list[Pdu | UlProblem] = [self._finish_elided(frame, time)]
+            if len(data) > rest:
+                out.extend(self.feed(data[rest:], frame, time))
+            return out
         if self.synced and buf and len(buf) + len(data) < self._need:
             # The middle of a PDU, the common case for bulk data: its first byte,
             # and so its first frame, is already marked.
+            if self.elide_data and len(buf) < RUN_HEADER:  # its 12-byte head was cut by a segment end
+                buf += data
+                self._try_elide()
+                return []
             buf += data
             return []
         if data:
@@ -178,7 +230,7 @@ class PduReader:
         buf += data
         if self.synced and len(buf) < self._need:
             return []
-        out: list[Pdu | UlProblem] = []
+        out = []
         buf = self._buf
         consumed = 0
         self._need = 6
@@ -210,6 +262,10 @@ class PduReader:
                 break
             with memoryview(buf) as view:  # one copy of the body, and the buffer stays resizable
                 body = bytes(view[consumed + 6:end])
+            if pdu_type == P_DATA_TF:
+                self._last_header = bytes(buf[consumed:consumed + RUN_HEADER])
+            if self.elide_data and (pdu_type != P_DATA_TF or not self._continues_data(self._last_header, length)):
+                self.elide_data = False
             out.append(Pdu(pdu_type, length, body, frame, time,
                            self._frame_at(self._pos + consumed), self._pos + consumed))
             consumed = end
@@ -218,7 +274,78 @@ class PduReader:
             self._pos += consumed
             keep = max(0, bisect_right(self._mark_positions, self._pos) - 1)
             del self._mark_positions[:keep], self._mark_frames[:keep]
+        if self.elide_data:
+            self._try_elide()
         return out
+
+    # -- bulk data: counted, not buffered ----------------------------------------
+
+    @staticmethod
+    def _continues_data(header: bytes, length: int) -> bool:
+        """A P-DATA-TF of one data PDV that is not the last fragment (after it, more data)."""
+        return (len(header) == RUN_HEADER and header[11] == 0
+                and unpack_from(">I", header, 6)[0] == length - 4)
+
+    def elide(self) -> None:
+        """The data fragments that follow are only counted: stop buffering them."""
+        self.elide_data = True
+        self._try_elide()
+
+    def _try_elide(self) -> None:
+        buf = self._buf
+        if (not self._eliding and self.synced and self._need > RUN_HEADER and len(buf) >= RUN_HEADER
+                and buf[0] == P_DATA_TF and buf[11] in (0, 2)
+                and unpack_from(">I", buf, 6)[0] == self._need - 10):
+            # One data PDV filling the PDU (item-length = PDU-length - 4).
+            self._eliding = True
+            self._elided = len(buf) - RUN_HEADER
+            del buf[RUN_HEADER:]
+
+    def _finish_elided(self, frame: int, time: float) -> Pdu:
+        buf = self._buf
+        length = self._need - 6
+        if buf[11] != 0:  # the last fragment: what follows is a new message
+            self.elide_data = False
+        self._last_header = bytes(buf)
+        pdu = Pdu(P_DATA_TF, length, bytes(buf[6:RUN_HEADER]), frame, time,
+                  self._frame_at(self._pos), self._pos, length - 6)
+        self._pos += self._need
+        buf.clear()
+        self._mark_positions.clear()
+        self._mark_frames.clear()
+        self._eliding = False
+        self._elided = 0
+        self._need = 6
+        return pdu
+
+    def elided_run(self) -> tuple[int, bytes | None] | None:
+        """While a data PDU is being counted, not buffered: (bytes left in it, the 12 bytes
+        that open it if the PDUs after it may be counted too, else None); else None.
+
+        PDUs after it may be counted, and it may be completed without being framed, when
+        it is identical in shape to the last PDU framed and not the last fragment: counted
+        PDUs then repeat a PDU that went through every check."""
+        if not self._eliding:
+            return None
+        left = self._need - RUN_HEADER - self._elided
+        if self._buf == self._last_header and self._buf[11] == 0:
+            return left, self._last_header
+        return left, None
+
+    def skip_run(self, count: int, whole: int, first_frame: int) -> tuple[int, bytes]:
+        """``count`` more bytes arrived, counted elsewhere (the fast lane). They completed
+        ``whole`` PDUs (the current one first) identical to the current one; the bytes after
+        the last of them open the next, identical one, which began in ``first_frame``.
+        Returns the PDU-length of those PDUs and the 12 bytes that open each."""
+        if whole:
+            received = RUN_HEADER + self._elided + count - whole * self._need
+            self._pos += whole * self._need
+            self._elided = received - RUN_HEADER
+            self._mark_positions[:] = [self._pos]
+            self._mark_frames[:] = [first_frame]
+        else:
+            self._elided += count
+        return self._need - 6, bytes(self._buf)
 
     def _frame_at(self, position: int) -> int:
         """The frame that held the byte at stream ``position`` (still buffered)."""
@@ -243,7 +370,8 @@ class PduReader:
 
         Returns how many buffered bytes were dropped.
         """
-        dropped = len(self._buf)
+        dropped = len(self._buf) + self._elided
+        self._eliding, self._elided, self.elide_data = False, 0, False
         self._buf.clear()
         self._mark_positions.clear()
         self._mark_frames.clear()
@@ -255,7 +383,7 @@ class PduReader:
     @property
     def pending(self) -> int:
         """Bytes of a partial PDU waiting for more data."""
-        return len(self._buf)
+        return len(self._buf) + self._elided
 
     @property
     def awaited(self) -> int:

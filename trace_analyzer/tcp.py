@@ -159,6 +159,35 @@ class TcpReassembler:
                 events.extend(self._close(key, frame, time, "fin"))
         return events
 
+    # -- the fast lane (see lane.py) ----------------------------------------------
+
+    def next_sequence(self, src: str, dst: str) -> int | None:
+        """The sequence number of the next byte wanted from ``src``, if the connection is
+        on the fast path (nothing held out of order either way, no hole in question)."""
+        connection = self._connections.get((src, dst) if src < dst else (dst, src))
+        if connection is None:
+            return None
+        direction, other = connection.directions[src], connection.directions[dst]
+        if (direction.next is None or direction.pending or other.pending
+                or direction.acked_hole is not None or other.acked_hole is not None):
+            return None
+        return (direction.base_seq + direction.next) & 0xFFFFFFFF
+
+    def advance(self, src: str, dst: str, count: int, frame: int, time: float,
+                ack_frame: int, ack_time: float) -> None:
+        """``count`` in-order bytes from ``src`` (last in ``frame``) and bare ACKs from ``dst``
+        (last in ``ack_frame``; 0 if none) went by in the fast lane, which counted them."""
+        connection = self._connections[(src, dst) if src < dst else (dst, src)]
+        direction = connection.directions[src]
+        if frame:
+            direction.last_frame, direction.last_time = frame, time
+        if count:
+            direction.next += count
+            connection.had_data = True
+        if ack_frame:
+            other = connection.directions[dst]
+            other.last_frame, other.last_time = ack_frame, ack_time
+
     def close(self, frame: int, time: float) -> list[TcpEvent]:
         """End of capture: flush every connection, reporting unfilled holes."""
         events: list[TcpEvent] = []

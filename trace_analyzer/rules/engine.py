@@ -38,6 +38,8 @@ EVENTS = {
     "release_rp": "A-RELEASE-RP: pdu, sender",
     "abort": "A-ABORT: pdu, sender, abort (Abort)",
     "p_data": "P-DATA-TF split into PDVs: pdu, sender, pdvs (list[Pdv]), fault (str or None)",
+    "p_data_run": ("P-DATA-TF PDUs counted, not framed, each identical in shape to the last p_data PDU "
+                   "of the same sender (bulk data): run (pdu.PduRun), sender"),
     "problem": "a fault met by a lower layer: problem (association.Problem), sender",
     "message": "any DIMSE message completed: message (DimseMessage), primitive (or None), sender",
     "c_get_rq": "C-GET-RQ linked: primitive, operation, sender",
@@ -115,6 +117,7 @@ class Event:
     primitive: Any = None
     operation: Any = None
     sub: Any = None
+    run: Any = None
 
 
 _ROLE_BY_EVENT = {

@@ -21,9 +21,12 @@ MAX_COMMAND_KEPT = 64 * 1024
 NO_DATA_SET = 0x0101
 
 
-@rule("UL-004", "p_data")
+@rule("UL-004", "p_data", "p_data_run")
 def within_max_length(report: Reporter, event: Event) -> None:
     # Judged in the PDV walk, so that a message sent in many oversized PDUs gives one finding.
+    if event.run is not None:
+        _follow_run(event)
+        return
     for text in _pdv_findings(event).get("UL-004", ()):
         report(text)
 
@@ -189,12 +192,12 @@ def _pdv_findings(event: Event) -> dict[str, list[str]]:
         if view.is_accepted(context_id) is False:
             note("UL-026", f"a PDV uses presentation context {context_id}, which the A-ASSOCIATE-AC did not "
                            "accept")
-        if len(fragment) == 0:
+        if pdv.length == 0:
             note("UL-028", f"a PDV on context {context_id} has item-length 2 (MCH 0x{control:02X} and an "
                            "empty fragment)")
-        elif len(fragment) % 2:
-            note("UL-027", f"a PDV fragment on context {context_id} is {len(fragment)} bytes long "
-                           f"(item-length {len(fragment) + 2}); fragments must have even length")
+        elif pdv.length % 2:
+            note("UL-027", f"a PDV fragment on context {context_id} is {pdv.length} bytes long "
+                           f"(item-length {pdv.length + 2}); fragments must have even length")
         if control & 0xFC:
             note("UL-029", f"a PDV message control header is 0x{control:02X}; bits 2-7 must be zero")
         if previous_is_command is is_command and not new_message:
@@ -207,8 +210,25 @@ def _pdv_findings(event: Event) -> dict[str, list[str]]:
     return out
 
 
+def _follow_run(event: Event) -> None:
+    """PDUs counted in a run repeat the last PDU framed: same message, same findings (already
+    noted once per message); only where the next PDU begins and the fragment count move."""
+    memory = event.view.scratch.setdefault("UL-025..033", {"pdu": None, "out": {}, "sides": {}})
+    if memory["pdu"] is event.run:
+        return
+    memory["pdu"], memory["out"] = event.run, {}
+    side = memory["sides"].get(event.sender)
+    if side is not None:
+        side.next_offset = event.run.next_offset
+        side.data_fragments += event.run.count
+        side.finished = False
+
+
 def _report_pdv_rule(rule_id: str):
     def check(report: Reporter, event: Event) -> None:
+        if event.run is not None:
+            _follow_run(event)
+            return
         for text in _pdv_findings(event).get(rule_id, ()):
             report(text[0].upper() + text[1:])
 
@@ -216,12 +236,15 @@ def _report_pdv_rule(rule_id: str):
     return check
 
 
-@rule("UL-025", "p_data")
+@rule("UL-025", "p_data", "p_data_run")
 def pdv_items_fit(report: Reporter, event: Event) -> None:
+    if event.run is not None:
+        _follow_run(event)
+        return
     if event.fault:
         report(f"P-DATA-TF of PDU-length {event.pdu.length}: {event.fault}; it must hold one or more PDV "
                "items of item-length 2 or more, each within the PDU")
 
 
 for _rule_id in ("UL-026", "UL-027", "UL-028", "UL-029", "UL-030", "UL-031", "UL-032", "UL-033"):
-    rule(_rule_id, "p_data")(_report_pdv_rule(_rule_id))
+    rule(_rule_id, "p_data", "p_data_run")(_report_pdv_rule(_rule_id))

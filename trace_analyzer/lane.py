@@ -1,0 +1,248 @@
+"""The fast lane: bulk data counted straight from the capture records.
+
+Layer: a shortcut across the packet, TCP and Upper Layer layers, for the one
+case that makes up nearly all of a retrieve's bytes: the middle of a C-STORE
+data set, sent as a run of P-DATA-TF PDUs of identical shape (one data PDV,
+not the last fragment) in in-order TCP segments. Those bytes are only counted
+(dimse.py keeps a data set's first 8 KiB), so there is nothing to decode in
+them, yet the layer-by-layer path spends several microseconds a packet
+getting there.
+
+The pipeline arms a *flow* here when the association layer says one
+direction is in such a run and the TCP layer says that direction is in
+order. :meth:`BulkLane.skip` is then handed the capture reader's buffer and
+walks the records itself: a record that continues an armed flow (next
+sequence number, no SYN/FIN/RST, whole payload captured, and each PDU header
+in it identical to the run's) or is a bare ACK back is counted and passed
+over; any other record stops the walk and goes down the ordinary path, after
+what was counted has been handed to the layers (:meth:`flush`). Findings and
+tables come out the same either way (tests/test_lane.py compares the two on
+every sample capture). Only IPv4 without options is taken; everything
+else takes the ordinary path. No I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from .packets import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LOOP, LINKTYPE_NULL, \
+    LINKTYPE_RAW
+
+_SEQ = struct.Struct(">I").unpack_from
+
+
+class LaneFlow:
+    """One armed direction of a TCP connection, and what the lane counted for it."""
+
+    __slots__ = ("key", "back_key", "seq", "left", "header", "size", "owner",
+                 "count", "whole", "first_frame", "run_frame", "run_sec", "run_usec", "frame", "sec", "usec",
+                 "ack_frame", "ack_sec", "ack_usec")
+
+    def __init__(self, key: bytes, back_key: bytes, seq: int, left: int, header: bytes, size: int,
+                 owner: object) -> None:
+        self.key = key  # IPv4 source, destination, source port, destination port as on the wire
+        self.back_key = back_key
+        self.seq = seq  # next sequence number wanted
+        self.left = left  # bytes of the current PDU still to come
+        self.header = header  # the 12 bytes that open each PDU of the run
+        self.size = size  # each PDU's whole size, header included
+        self.owner = owner  # the pipeline's handle (which session and endpoints)
+        self.clear()
+
+    def clear(self) -> None:
+        # Record times stay as the capture's two integers until a flush.
+        self.count = 0  # payload bytes counted since the last flush
+        self.whole = 0  # PDUs completed since the last flush
+        self.first_frame = 0  # the frame where the current PDU began, if it began in the lane
+        self.run_frame, self.run_sec, self.run_usec = 0, 0, 0  # where the last completed PDU ended
+        self.frame, self.sec, self.usec = 0, 0, 0  # last record of this direction
+        self.ack_frame, self.ack_sec, self.ack_usec = 0, 0, 0  # last bare ACK the other way
+
+
+#: Per link type: where the bytes checked before the IPv4 header start, and the IP header offset.
+_LINKS = {
+    LINKTYPE_ETHERNET: (12, 14, b"\x08\x00"),
+    LINKTYPE_LINUX_SLL: (14, 16, b"\x08\x00"),
+    LINKTYPE_RAW: (0, 0, b""),
+    LINKTYPE_IPV4: (0, 0, b""),
+}
+
+
+#: From the link bytes checked to the TCP flags: link bytes, IP version and header length,
+#: total length, flags and fragment offset, protocol, addresses and ports (the flow key),
+#: sequence number, TCP data offset, TCP flags.
+_HEADERS = ">{}sBxHxxHxB2x12sI4xBB"
+
+
+class BulkLane:
+    """Armed flows of one capture, and the record walk that counts them."""
+
+    def __init__(self) -> None:
+        self.flows: dict[bytes, LaneFlow] = {}
+        self.acks: dict[bytes, LaneFlow] = {}  # the reverse key of each flow
+        #: on_flush(flow): hand what the lane counted for ``flow`` to the layers.
+        self.on_flush: Callable[[LaneFlow], None] | None = None
+        #: on_records(records, captured bytes, last time): capture-level totals.
+        self.on_records: Callable[[int, int, float], None] | None = None
+        self._record = struct.Struct("<IIII").unpack_from
+        self._headers = struct.Struct(_HEADERS.format("2")).unpack_from
+        self._divisor = 1e6
+        self._link: tuple[int, int, bytes] | None = None
+
+    def time(self, sec: int, fraction: int) -> float:
+        """A record's time from its two header fields."""
+        return sec + fraction / self._divisor
+
+    def configure(self, endian: str, nano: bool, linktype: int) -> bool:
+        """The capture's record format; False if its link type is not one the lane walks."""
+        self._record = struct.Struct(endian + "IIII").unpack_from
+        self._divisor = 1e9 if nano else 1e6
+        if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+            # The 4-byte address family, in the byte order of the host that wrote it.
+            family = (2).to_bytes(4, "big" if linktype == LINKTYPE_LOOP else "little")
+            self._link = (0, 4, family)
+        else:
+            self._link = _LINKS.get(linktype)
+        if self._link is None:
+            return False
+        self._headers = struct.Struct(_HEADERS.format(len(self._link[2]))).unpack_from
+        return True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.flows)
+
+    def _key_at(self, frame: bytes | memoryview) -> tuple[bytes, int] | None:
+        """The flow key of an IPv4 (no options) TCP frame, and its IP offset; else None."""
+        if self._link is None:
+            return None
+        at, ip, signature = self._link
+        if len(frame) < ip + 40 or frame[at:ip] != signature or frame[ip] != 0x45 or frame[ip + 9] != 6:
+            return None
+        return bytes(frame[ip + 12:ip + 24]), ip
+
+    def arm(self, frame: bytes | memoryview, seq: int, left: int, header: bytes | None, owner: object) -> None:
+        """Arm the direction ``frame`` was sent in: its next sequence number ``seq``, ``left``
+        bytes to the end of the current PDU, and ``header``, the 12 bytes that open each PDU
+        the lane may count after it (None: the lane stops at the end of this one)."""
+        found = self._key_at(frame)
+        if found is None or left <= 0:
+            return
+        key = found[0]
+        back = key[4:8] + key[0:4] + key[10:12] + key[8:10]
+        if back in self.flows or key in self.acks:
+            return  # data both ways: leave it to the ordinary path
+        if header is None:
+            header, size = b"-", 0  # no 12-byte slice equals it: no boundary is crossed
+        else:
+            header, size = bytes(header), 6 + int.from_bytes(header[2:6], "big")
+        flow = LaneFlow(key, back, seq, left, header, size, owner)
+        self.flows[key] = flow
+        self.acks[back] = flow
+
+    def forget(self, frame: bytes | memoryview) -> None:
+        """A record of this connection takes the ordinary path: disarm its flow."""
+        found = self._key_at(frame)
+        if found is None:
+            return
+        flow = self.flows.get(found[0]) or self.acks.get(found[0])
+        if flow is not None:
+            del self.flows[flow.key], self.acks[flow.back_key]
+
+    def clear(self) -> None:
+        self.flows.clear()
+        self.acks.clear()
+
+    def skip(self, buf: bytes, pos: int, frame: int) -> tuple[int, int, bool]:
+        """Count the records from ``pos`` on that continue armed flows.
+
+        ``frame`` is the number of the record before ``pos``. Returns the position and
+        frame number after the last record counted, and whether the walk stopped at a
+        record it will not take (False: the buffer ended first). Flushes before returning.
+        """
+        flows, acks = self.flows, self.acks
+        record, headers = self._record, self._headers
+        at, ip, signature = self._link  # type: ignore[misc]
+        reach = ip + 34  # bytes of the frame the checks read
+        size = len(buf)
+        records = captured = 0
+        last_sec = last_usec = 0
+        refused = False
+        while pos + 16 <= size:
+            sec, usec, caplen, _ = record(buf, pos)
+            end = pos + 16 + caplen
+            if end > size:
+                break
+            if caplen < reach:
+                refused = True
+                break
+            link, version, total, fragment, protocol, key, seq, offset, flags = headers(buf, pos + 16 + at)
+            offset = (offset >> 4) * 4
+            length = total - 20 - offset
+            if (version != 0x45 or protocol != 6 or fragment & 0x3FFF or flags & 0x07 or link != signature
+                    or offset < 20 or length < 0 or ip + total > caplen):
+                refused = True
+                break
+            flow = flows.get(key)
+            if flow is None:
+                flow = acks.get(key)
+                if flow is None or length:
+                    refused = True
+                    break
+                frame += 1
+                flow.ack_frame, flow.ack_sec, flow.ack_usec = frame, sec, usec
+            elif length:
+                if seq != flow.seq:
+                    refused = True
+                    break
+                left = flow.left
+                if length < left:
+                    flow.left = left - length
+                    frame += 1
+                else:
+                    # PDU boundaries in this segment: each next header must be whole and
+                    # identical to the run's, or the record goes the ordinary way.
+                    payload = pos + 16 + ip + 20 + offset
+                    header, step = flow.header, flow.size
+                    boundary = left
+                    whole = 0
+                    while boundary < length:
+                        if boundary + 12 > length or buf[payload + boundary:payload + boundary + 12] != header:
+                            break
+                        whole += 1
+                        boundary += step
+                    if boundary <= length:
+                        # A header cut by the segment's end or not the run's, or a PDU ending
+                        # with the segment (the ordinary path then dates its end exactly).
+                        refused = True
+                        break
+                    frame += 1
+                    flow.left = boundary - length
+                    flow.whole += whole
+                    flow.first_frame = flow.run_frame = frame
+                    flow.run_sec, flow.run_usec = sec, usec
+                flow.seq = (seq + length) & 0xFFFFFFFF
+                flow.count += length
+                flow.frame, flow.sec, flow.usec = frame, sec, usec
+            else:
+                frame += 1
+                flow.frame, flow.sec, flow.usec = frame, sec, usec
+            records += 1
+            captured += caplen
+            pos = end
+            last_sec, last_usec = sec, usec
+        if records:
+            self.flush()
+            if self.on_records is not None:
+                self.on_records(records, captured, last_sec + last_usec / self._divisor)
+        return pos, frame, refused
+
+    def flush(self) -> None:
+        """Hand every flow's counts to the layers (before any record takes the ordinary path)."""
+        on_flush = self.on_flush
+        for flow in self.flows.values():
+            if flow.frame or flow.ack_frame:
+                if on_flush is not None:
+                    on_flush(flow)
+                flow.clear()
