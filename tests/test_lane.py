@@ -102,7 +102,8 @@ def _ack_for(unit: Unit) -> Unit:
     ip = bytearray(frame[14:34])
     ip[2:4] = (40).to_bytes(2, "big")
     ip[12:16], ip[16:20] = frame[30:34], frame[26:30]
-    tcp = frame[36:38] + frame[34:36] + struct.pack(">II", ack, seq + payload) + b"\x50\x10\xff\xff\x00\x00\x00\x00"
+    tcp = (frame[36:38] + frame[34:36] + struct.pack(">II", ack, seq + payload)
+           + b"\x50\x10\xff\xff\x00\x00\x00\x00")
     data = frame[6:12] + frame[0:6] + frame[12:14] + bytes(ip) + tcp
     sec, usec = struct.unpack_from("<II", header)
     return Unit(struct.pack("<IIII", sec, usec, len(data), len(data)) + data, True, 16)

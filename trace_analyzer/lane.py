@@ -26,8 +26,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from .packets import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LOOP, LINKTYPE_NULL, \
-    LINKTYPE_RAW
+from .packets import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
 
 _SEQ = struct.Struct(">I").unpack_from
 
@@ -122,7 +128,8 @@ class BulkLane:
             return None
         return bytes(frame[ip + 12:ip + 24]), ip
 
-    def arm(self, frame: bytes | memoryview, seq: int, left: int, header: bytes | None, owner: object) -> None:
+    def arm(self, frame: bytes | memoryview, seq: int, left: int, header: bytes | None,
+            owner: object) -> None:
         """Arm the direction ``frame`` was sent in: its next sequence number ``seq``, ``left``
         bytes to the end of the current PDU, and ``header``, the 12 bytes that open each PDU
         the lane may count after it (None: the lane stops at the end of this one)."""
@@ -208,7 +215,8 @@ class BulkLane:
                     boundary = left
                     whole = 0
                     while boundary < length:
-                        if boundary + 12 > length or buf[payload + boundary:payload + boundary + 12] != header:
+                        at_header = payload + boundary
+                        if boundary + 12 > length or buf[at_header:at_header + 12] != header:
                             break
                         whole += 1
                         boundary += step

@@ -91,7 +91,8 @@ def split_pdvs(body: bytes, elided: int = 0) -> tuple[list[Pdv], str | None]:
         if length > size - offset - 4:
             return items, (f"PDV item length {length} at offset {offset} runs past the end "
                            f"of the PDU ({size - offset - 4} bytes left)")
-        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length], length - 2))
+        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length],
+                         length - 2))
         offset += 4 + length
     if not items:
         return items, "P-DATA-TF without any PDV item"
@@ -264,7 +265,8 @@ class PduReader:
                 body = bytes(view[consumed + 6:end])
             if pdu_type == P_DATA_TF:
                 self._last_header = bytes(buf[consumed:consumed + RUN_HEADER])
-            if self.elide_data and (pdu_type != P_DATA_TF or not self._continues_data(self._last_header, length)):
+            if self.elide_data and (pdu_type != P_DATA_TF
+                                    or not self._continues_data(self._last_header, length)):
                 self.elide_data = False
             out.append(Pdu(pdu_type, length, body, frame, time,
                            self._frame_at(self._pos + consumed), self._pos + consumed))
