@@ -3,12 +3,38 @@
 >>> import trace_analyzer
 >>> analysis = trace_analyzer.analyze("retrieve.pcap")
 >>> analysis.operations  # one row per C-GET, a pandas DataFrame
+
+The names below are imported on first use, so that ``import trace_analyzer.cli``
+(the command line) does not pay for what it does not run.
 """
 
-from .analysis import Analysis, CaptureAnalyzer, analyze
-from .capture import CaptureError
-from .primitives import C_CANCEL, C_GET, C_STORE
-from .tables import TABLES
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .analysis import Analysis, CaptureAnalyzer, analyze
+    from .capture import CaptureError
+    from .primitives import C_CANCEL, C_GET, C_STORE
+    from .tables import TABLES
+
+_WHERE = {"Analysis": "analysis", "CaptureAnalyzer": "analysis", "analyze": "analysis",
+          "CaptureError": "capture", "C_CANCEL": "primitives", "C_GET": "primitives",
+          "C_STORE": "primitives", "TABLES": "tables"}
 
 __all__ = ["Analysis", "C_CANCEL", "C_GET", "C_STORE", "CaptureAnalyzer", "CaptureError", "TABLES", "analyze"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trace_analyzer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

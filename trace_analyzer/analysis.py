@@ -119,12 +119,9 @@ class CaptureAnalyzer:
 
     def _lane_flush(self, flow: LaneFlow) -> None:
         session, src, dst = flow.owner
-        time = self.lane.time
-        self._tcp.advance(src, dst, flow.count, flow.frame, time(flow.sec, flow.usec),
-                          flow.ack_frame, time(flow.ack_sec, flow.ack_usec))
+        self._tcp.advance(src, dst, flow.count, flow.frame, flow.time, flow.ack_frame, flow.ack_time)
         if flow.count:
-            session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame,
-                             time(flow.run_sec, flow.run_usec))
+            session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame, flow.run_time)
 
     def _lane_records(self, records: int, captured: int, time: float) -> None:
         self.lane_records += records

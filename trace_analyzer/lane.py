@@ -42,8 +42,8 @@ class LaneFlow:
     """One armed direction of a TCP connection, and what the lane counted for it."""
 
     __slots__ = ("key", "back_key", "seq", "left", "header", "size", "owner",
-                 "count", "whole", "first_frame", "run_frame", "run_sec", "run_usec", "frame", "sec", "usec",
-                 "ack_frame", "ack_sec", "ack_usec")
+                 "count", "whole", "first_frame", "run_frame", "run_at", "run_time", "frame", "at", "time",
+                 "ack_frame", "ack_at", "ack_time")
 
     def __init__(self, key: bytes, back_key: bytes, seq: int, left: int, header: bytes, size: int,
                  owner: object) -> None:
@@ -57,13 +57,14 @@ class LaneFlow:
         self.clear()
 
     def clear(self) -> None:
-        # Record times stay as the capture's two integers until a flush.
+        # The walk notes a record's position in the buffer (``*_at``); its time is read
+        # from there only when the counts are flushed.
         self.count = 0  # payload bytes counted since the last flush
         self.whole = 0  # PDUs completed since the last flush
         self.first_frame = 0  # the frame where the current PDU began, if it began in the lane
-        self.run_frame, self.run_sec, self.run_usec = 0, 0, 0  # where the last completed PDU ended
-        self.frame, self.sec, self.usec = 0, 0, 0  # last record of this direction
-        self.ack_frame, self.ack_sec, self.ack_usec = 0, 0, 0  # last bare ACK the other way
+        self.run_frame, self.run_at, self.run_time = 0, 0, 0.0  # where the last completed PDU ended
+        self.frame, self.at, self.time = 0, 0, 0.0  # last record of this direction
+        self.ack_frame, self.ack_at, self.ack_time = 0, 0, 0.0  # last bare ACK the other way
 
 
 #: Per link type: where the bytes checked before the IPv4 header start, and the IP header offset.
@@ -95,10 +96,6 @@ class BulkLane:
         self._headers = struct.Struct(_HEADERS.format("2")).unpack_from
         self._divisor = 1e6
         self._link: tuple[int, int, bytes] | None = None
-
-    def time(self, sec: int, fraction: int) -> float:
-        """A record's time from its two header fields."""
-        return sec + fraction / self._divisor
 
     def configure(self, endian: str, nano: bool, linktype: int) -> bool:
         """The capture's record format; False if its link type is not one the lane walks."""
@@ -168,16 +165,18 @@ class BulkLane:
         frame number after the last record counted, and whether the walk stopped at a
         record it will not take (False: the buffer ended first). Flushes before returning.
         """
+        # The hot loop of a bulk capture: locals only, and per record just what must be
+        # known then; times and totals are worked out from positions at the end.
         flows, acks = self.flows, self.acks
         record, headers = self._record, self._headers
         at, ip, signature = self._link  # type: ignore[misc]
         reach = ip + 34  # bytes of the frame the checks read
         size = len(buf)
-        records = captured = 0
-        last_sec = last_usec = 0
+        first_pos, first_frame = pos, frame
+        last_pos = -1
         refused = False
         while pos + 16 <= size:
-            sec, usec, caplen, _ = record(buf, pos)
+            caplen = record(buf, pos)[2]
             end = pos + 16 + caplen
             if end > size:
                 break
@@ -198,7 +197,7 @@ class BulkLane:
                     refused = True
                     break
                 frame += 1
-                flow.ack_frame, flow.ack_sec, flow.ack_usec = frame, sec, usec
+                flow.ack_frame, flow.ack_at = frame, pos
             elif length:
                 if seq != flow.seq:
                     refused = True
@@ -229,22 +228,37 @@ class BulkLane:
                     flow.left = boundary - length
                     flow.whole += whole
                     flow.first_frame = flow.run_frame = frame
-                    flow.run_sec, flow.run_usec = sec, usec
+                    flow.run_at = pos
                 flow.seq = (seq + length) & 0xFFFFFFFF
                 flow.count += length
-                flow.frame, flow.sec, flow.usec = frame, sec, usec
+                flow.frame, flow.at = frame, pos
             else:
                 frame += 1
-                flow.frame, flow.sec, flow.usec = frame, sec, usec
-            records += 1
-            captured += caplen
+                flow.frame, flow.at = frame, pos
+            last_pos = pos
             pos = end
-            last_sec, last_usec = sec, usec
-        if records:
-            self.flush()
+        if last_pos >= 0:
+            self._flush(buf)
             if self.on_records is not None:
-                self.on_records(records, captured, last_sec + last_usec / self._divisor)
+                records = frame - first_frame
+                self.on_records(records, pos - first_pos - 16 * records, self._time_at(buf, last_pos))
         return pos, frame, refused
+
+    def _time_at(self, buf: bytes, pos: int) -> float:
+        sec, fraction = self._record(buf, pos)[:2]
+        return sec + fraction / self._divisor
+
+    def _flush(self, buf: bytes) -> None:
+        """Turn the record positions noted in ``buf`` into times, then flush."""
+        time_at = self._time_at
+        for flow in self.flows.values():
+            if flow.frame:
+                flow.time = time_at(buf, flow.at)
+            if flow.ack_frame:
+                flow.ack_time = time_at(buf, flow.ack_at)
+            if flow.run_frame:
+                flow.run_time = time_at(buf, flow.run_at)
+        self.flush()
 
     def flush(self) -> None:
         """Hand every flow's counts to the layers (before any record takes the ordinary path)."""
