@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import mmap
 import os
 import struct
 import zlib
@@ -65,8 +66,18 @@ class _PcapFile:
         self.endian = endian
         self.nano = nano
         self.linktype = linktype
+        #: The whole file, mapped, when it is a plain file: records are then read in
+        #: place, with no copy into blocks (see _pcap_records for how memory stays flat).
+        self.map: mmap.mmap | None = None
+        if not isinstance(handle, _Inflater):
+            try:
+                self.map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                self.map = None  # not mappable: read in blocks
 
     def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
         self.f.close()
 
 
@@ -195,26 +206,39 @@ class _ReadWatcher:
 _BLOCK = 1024 * 1024
 
 
+#: A mapped file is walked in windows of this size; the pages of each window are handed
+#: back once it is passed, so resident memory stays flat however large the file.
+_WINDOW = 16 * 1024 * 1024
+
+
 def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | None,
                   lane=None) -> Iterator[tuple]:
     """(frame, time, linktype, data, wirelen) for each record of a pcap file.
 
     ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`), while it has armed flows, is
-    handed the block buffer before each record and passes over the records it counts.
+    handed the buffer before each record and passes over the records it counts.
     """
-    handle = reader.f
     unpack = struct.Struct(reader.endian + "IIII").unpack_from
     divisor = 1e9 if reader.nano else 1e6
     linktype = reader.linktype
     if lane is not None and not lane.configure(reader.endian, reader.nano, linktype):
         lane = None
     try_lane = False
-    buf = b""
-    pos = 0
+    mapped = reader.map
+    if mapped is not None:
+        buf, pos, read = mapped, 24, _nothing  # the whole file is there already
+        release = hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+        released = 0
+    else:
+        buf, pos, read, release = b"", 0, reader.f.read, False
     frame = 0
     while True:
+        if release and pos - released >= _WINDOW:
+            start = released
+            released = pos - pos % mmap.PAGESIZE
+            mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
         if len(buf) - pos < 16:
-            more = handle.read(_BLOCK)
+            more = read(_BLOCK)
             if not more:
                 if len(buf) > pos and on_problem is not None:
                     on_problem(frame + 1, f"capture ends inside record {frame + 1} "
@@ -231,7 +255,7 @@ def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | No
             return
         end = pos + 16 + caplen
         if end > len(buf):
-            more = handle.read(max(_BLOCK, end - len(buf)))
+            more = read(max(_BLOCK, end - len(buf)))
             if more:
                 buf = buf[pos:] + more
                 pos = 0
@@ -245,14 +269,20 @@ def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | No
             yield frame, sec + usec / divisor, linktype, data, wirelen
             return
         if try_lane:
-            # The next record is whole in the buffer: the lane takes it, or says no.
-            pos, frame, refused = lane.skip(buf, pos, frame)
-            try_lane = not refused and lane.active
+            # The next record is whole in the buffer: the lane takes it (and more, up to a
+            # window's end), or says no.
+            before = pos
+            pos, frame, refused = lane.skip(buf, pos, frame, min(len(buf), pos + _WINDOW))
+            try_lane = not refused and lane.active and pos != before
             continue
         frame += 1
         yield frame, sec + usec / divisor, linktype, buf[pos + 16:end], wirelen
         pos = end
         try_lane = lane is not None and lane.active
+
+
+def _nothing(size: int) -> bytes:
+    return b""
 
 
 def _pcapng_records(reader, on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:

@@ -158,12 +158,12 @@ class BulkLane:
         self.flows.clear()
         self.acks.clear()
 
-    def skip(self, buf: bytes, pos: int, frame: int) -> tuple[int, int, bool]:
-        """Count the records from ``pos`` on that continue armed flows.
+    def skip(self, buf: bytes, pos: int, frame: int, size: int) -> tuple[int, int, bool]:
+        """Count the records from ``pos`` on, up to ``size``, that continue armed flows.
 
         ``frame`` is the number of the record before ``pos``. Returns the position and
         frame number after the last record counted, and whether the walk stopped at a
-        record it will not take (False: the buffer ended first). Flushes before returning.
+        record it will not take (False: it reached ``size`` first). Flushes before returning.
         """
         # The hot loop of a bulk capture: locals only, and per record just what must be
         # known then; times and totals are worked out from positions at the end.
@@ -171,7 +171,6 @@ class BulkLane:
         record, headers = self._record, self._headers
         at, ip, signature = self._link  # type: ignore[misc]
         reach = ip + 34  # bytes of the frame the checks read
-        size = len(buf)
         first_pos, first_frame = pos, frame
         last_pos = -1
         refused = False
