@@ -143,6 +143,14 @@ class AssociationView:
         #: "release-requested", "released", "rejected", "aborted".
         self.state = "idle"
 
+    def memory(self, key: str, factory: Callable[[], Any]) -> Any:
+        """``scratch[key]``, made by ``factory`` the first time (rules run per PDU and per
+        message: a setdefault would build the default every time)."""
+        value = self.scratch.get(key)
+        if value is None:
+            value = self.scratch[key] = factory()
+        return value
+
     @property
     def capture(self) -> str:
         return self.record.capture

@@ -203,7 +203,7 @@ def no_more_sub_ops_than_announced(report: Reporter, event: Event) -> None:
     linked = len(operation.sub_operations)
     if linked <= limit:
         return
-    reported: OrderedDict = event.view.scratch.setdefault("GET-CNT-007", OrderedDict())
+    reported: OrderedDict = event.view.memory("GET-CNT-007", OrderedDict)
     key = (operation.invoker, operation.message_id, operation.first_frame)
     if key in reported:
         return  # one finding per C-GET: the first C-STORE-RQ over the total

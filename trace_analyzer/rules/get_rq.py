@@ -177,7 +177,10 @@ def message_id_not_reused(report: Reporter, event: Event) -> None:
     if field is None or field & 0x8000 or field == C_CANCEL_RQ or not isinstance(message_id, int):
         return
     # One bit per possible Message ID (US: 0..65535) and sender: 8 KiB at most, whatever the traffic.
-    used = event.view.scratch.setdefault("GET-RQ-009", {}).setdefault(sender, bytearray(8192))
+    by_sender = event.view.memory("GET-RQ-009", dict)
+    used = by_sender.get(sender)
+    if used is None:
+        used = by_sender[sender] = bytearray(8192)
     byte, bit = divmod(message_id & 0xFFFF, 8)
     seen = used[byte] & (1 << bit)
     used[byte] |= 1 << bit

@@ -268,7 +268,7 @@ def _note_unfinished_data_sets(report: Reporter, event: Event) -> None:
     if message.command_field != C_STORE_RQ or not message.data_set_expected or message.data_set_complete:
         return
     message_id = message.command.get("MessageID")
-    remembered = event.view.scratch.setdefault(_INCOMPLETE, {})
+    remembered = event.view.memory(_INCOMPLETE, dict)
     if isinstance(message_id, int) and len(remembered) < _MAX_REMEMBERED:
         remembered[(message.sender, message_id)] = message.frame
 
@@ -330,7 +330,7 @@ def _note_early_answers(report: Reporter, event: Event) -> None:
     # the request awaiting a response forever in the correlation: remember it.
     arriving = _still_arriving(event)
     if arriving is not None:
-        early = event.view.scratch.setdefault(_EARLY, set())
+        early = event.view.memory(_EARLY, set)
         if len(early) < _MAX_REMEMBERED:
             early.add((_other(event.primitive.sender), arriving[0]))
 
@@ -349,7 +349,7 @@ def response_matches_request(report: Reporter, event: Event) -> None:
         return  # the request may predate the capture; or it is GET-SUB-011's case
     # A request lost in a capture hole is only known lost when the stream resumes,
     # which may be after this response: judge at the end of the association.
-    waiting = event.view.scratch.setdefault(_UNMATCHED, [])
+    waiting = event.view.memory(_UNMATCHED, list)
     if len(waiting) < _MAX_REMEMBERED:
         waiting.append(response)
 

@@ -101,7 +101,7 @@ def protocol_version(report: Reporter, event: Event) -> None:
 
 @rule("UL-024", "pdu", "release_rq", "problem")
 def pdu_in_sequence(report: Reporter, event: Event) -> None:
-    memory = event.view.scratch.setdefault("UL-024", {"hole": False, "releasers": set(), "told": set()})
+    memory = event.view.memory("UL-024", lambda: {"hole": False, "releasers": set(), "told": set()})
     if event.name == "problem":
         # After a hole the observer may have missed the PDU that changed the state.
         memory["hole"] = memory["hole"] or event.problem.code == "CAPTURE-HOLE"

@@ -150,9 +150,13 @@ def _direction(event: Event, memory: dict) -> _Direction:
     return side
 
 
+def _new_memory() -> dict:
+    return {"pdu": None, "out": {}, "sides": {}}
+
+
 def _pdv_findings(event: Event) -> dict[str, list[str]]:
     """Follow this PDU's PDVs once; what each PDV rule (and UL-004) should report for it."""
-    memory = event.view.scratch.setdefault("UL-025..033", {"pdu": None, "out": {}, "sides": {}})
+    memory = event.view.memory("UL-025..033", _new_memory)
     if memory["pdu"] is event.pdu:
         return memory["out"]
     out: dict[str, list[str]] = {}
@@ -213,7 +217,7 @@ def _pdv_findings(event: Event) -> dict[str, list[str]]:
 def _follow_run(event: Event) -> None:
     """PDUs counted in a run repeat the last PDU framed: same message, same findings (already
     noted once per message); only where the next PDU begins and the fragment count move."""
-    memory = event.view.scratch.setdefault("UL-025..033", {"pdu": None, "out": {}, "sides": {}})
+    memory = event.view.memory("UL-025..033", _new_memory)
     if memory["pdu"] is event.run:
         return
     memory["pdu"], memory["out"] = event.run, {}
