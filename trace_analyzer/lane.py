@@ -165,8 +165,9 @@ class BulkLane:
         frame number after the last record counted, and whether the walk stopped at a
         record it will not take (False: it reached ``size`` first). Flushes before returning.
         """
-        # The hot loop of a bulk capture: locals only, and per record just what must be
-        # known then; times and totals are worked out from positions at the end.
+        # The hot loop of a bulk capture: the flow being followed is kept in locals (written
+        # back when another takes over, and at the end); times and totals are worked out
+        # from record positions only at the end.
         flows, acks = self.flows, self.acks
         record, headers = self._record, self._headers
         at, ip, signature = self._link  # type: ignore[misc]
@@ -174,6 +175,9 @@ class BulkLane:
         first_pos, first_frame = pos, frame
         last_pos = -1
         refused = False
+        flow: LaneFlow | None = None
+        key_now = back_now = None
+        seq_now = left = count = frame_now = at_now = 0
         while pos + 16 <= size:
             caplen = record(buf, pos)[2]
             end = pos + 16 + caplen
@@ -189,22 +193,39 @@ class BulkLane:
                     or offset < 20 or length < 0 or ip + total > caplen):
                 refused = True
                 break
-            flow = flows.get(key)
-            if flow is None:
-                flow = acks.get(key)
-                if flow is None or length:
-                    refused = True
-                    break
-                frame += 1
-                flow.ack_frame, flow.ack_at = frame, pos
-            elif length:
-                if seq != flow.seq:
-                    refused = True
-                    break
-                left = flow.left
-                if length < left:
-                    flow.left = left - length
+            if key != key_now:
+                if key == back_now:
+                    other = flow
+                else:
+                    other = flows.get(key)
+                    if other is not None:  # another armed flow takes over
+                        if flow is not None:
+                            flow.seq, flow.left, flow.count = seq_now, left, count
+                            if frame_now:
+                                flow.frame, flow.at = frame_now, at_now
+                        flow, key_now, back_now = other, other.key, other.back_key
+                        seq_now, left, count, frame_now = other.seq, other.left, other.count, 0
+                        other = None
+                    else:
+                        other = acks.get(key)
+                if other is not None:  # a bare ACK back
+                    if length:
+                        refused = True
+                        break
                     frame += 1
+                    other.ack_frame, other.ack_at = frame, pos
+                    last_pos = pos
+                    pos = end
+                    continue
+                if flow is None or key != key_now:
+                    refused = True
+                    break
+            if length:
+                if seq != seq_now:
+                    refused = True
+                    break
+                if length < left:
+                    left -= length
                 else:
                     # PDU boundaries in this segment: each next header must be whole and
                     # identical to the run's, or the record goes the ordinary way.
@@ -223,19 +244,20 @@ class BulkLane:
                         # with the segment (the ordinary path then dates its end exactly).
                         refused = True
                         break
-                    frame += 1
-                    flow.left = boundary - length
+                    left = boundary - length
                     flow.whole += whole
-                    flow.first_frame = flow.run_frame = frame
+                    flow.first_frame = flow.run_frame = frame + 1
                     flow.run_at = pos
-                flow.seq = (seq + length) & 0xFFFFFFFF
-                flow.count += length
-                flow.frame, flow.at = frame, pos
-            else:
-                frame += 1
-                flow.frame, flow.at = frame, pos
+                seq_now = (seq_now + length) & 0xFFFFFFFF
+                count += length
+            frame += 1
+            frame_now, at_now = frame, pos
             last_pos = pos
             pos = end
+        if flow is not None:
+            flow.seq, flow.left, flow.count = seq_now, left, count
+            if frame_now:
+                flow.frame, flow.at = frame_now, at_now
         if last_pos >= 0:
             self._flush(buf)
             if self.on_records is not None:
