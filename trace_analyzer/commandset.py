@@ -10,6 +10,7 @@ data dictionary still supplies the VR and keyword of each group 0000 tag.
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,14 @@ class CommandSet:
 
     @property
     def keywords(self) -> tuple[str, ...]:
-        return tuple(e.keyword or e.tag_str for e in self.elements)
+        found = tuple(e.keyword or e.tag_str for e in self.elements)
+        # Commands of one kind share their keyword sequence: keep one tuple per sequence.
+        shared = _KEYWORD_TUPLES.get(found)
+        if shared is None:
+            if len(_KEYWORD_TUPLES) > 4096:  # hostile variety: stop sharing, stay bounded
+                return found
+            shared = _KEYWORD_TUPLES[found] = found
+        return shared
 
     @property
     def command_field(self) -> int | None:
@@ -126,14 +134,28 @@ class CommandSet:
         return isinstance(value, int) and value != NO_DATA_SET
 
 
+def _shared(value: int) -> int:
+    """One int object per recurring value (0x0101, 0xFF00, group lengths...): Python
+    shares only those up to 256, and primitives keep every message's values."""
+    shared = _INTS.get(value)
+    if shared is None:
+        if len(_INTS) >= 8192:
+            return value
+        shared = _INTS[value] = value
+    return shared
+
+
+_INTS: dict[int, int] = {}
+
+
 def _decode_value(vr: str, raw: bytes) -> Any:
     if vr == "US":
         if len(raw) == 2:
-            return raw[0] | (raw[1] << 8)
+            return _shared(raw[0] | (raw[1] << 8))
         return bytes(raw)
     if vr == "UL":
         if len(raw) == 4:
-            return int.from_bytes(raw, "little")
+            return _shared(int.from_bytes(raw, "little"))
         return bytes(raw)
     if vr == "AT":
         if len(raw) % 4:
@@ -146,12 +168,15 @@ def _decode_value(vr: str, raw: bytes) -> Any:
     if vr in ("UI", "AE", "LO", "SH", "CS", "ST", "LT"):
         text = bytes(raw).decode("ascii", "replace")
         if vr == "UI":
-            return text.rstrip("\x00 ")
+            # Interned: a sub-operation's request and response, and every message of a
+            # retrieve, repeat the same UIDs; one copy each, however many messages keep them.
+            return sys.intern(text.rstrip("\x00 "))
         return text.strip(" \x00")
     return bytes(raw)
 
 
 _VALUE_SIZE = {"US": 2, "UL": 4}
+_KEYWORD_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
 #: Element faults listed one by one; a hostile command set of thousands of bad
 #: elements gets the first ones and a count, not a problem per element.
 MAX_LISTED_PROBLEMS = 32

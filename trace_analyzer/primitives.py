@@ -60,7 +60,17 @@ _MAX_MESSAGE_ID = 0xFFFF
 
 def _make_uid(text: str) -> UID:
     # pydicom validates (and warns) on UID creation; validation is ours to do.
-    return UID(text, validation_mode=pydicom_config.IGNORE)
+    # Recent UIDs are shared: a retrieve repeats its SOP Class UID in every message and
+    # each SOP Instance UID in a request and its response.
+    uid = _RECENT_UIDS.get(text)
+    if uid is None:
+        if len(_RECENT_UIDS) >= 1024:
+            _RECENT_UIDS.clear()
+        uid = _RECENT_UIDS[text] = UID(text, validation_mode=pydicom_config.IGNORE)
+    return uid
+
+
+_RECENT_UIDS: dict[str, UID] = {}
 
 
 def _is_int(value: Any) -> bool:
