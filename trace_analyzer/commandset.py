@@ -93,6 +93,7 @@ class CommandSet:
     _by_keyword: dict[str, CommandElement] = field(default_factory=dict, repr=False)
     #: Set when the bytes ran out before the elements did (the rest could not be decoded).
     stopped: DecodingStop | None = None
+    _field: int | None = field(default=-1, repr=False)  # command_field, once looked up
 
     def get(self, keyword: str, default: Any = None) -> Any:
         element = self._by_keyword.get(keyword)
@@ -117,8 +118,12 @@ class CommandSet:
 
     @property
     def command_field(self) -> int | None:
-        value = self.get("CommandField")
-        return value if isinstance(value, int) else None
+        # Asked by every layer and many rules for each message: looked up once.
+        found = self._field
+        if found == -1:
+            value = self.get("CommandField")
+            found = self._field = value if isinstance(value, int) else None
+        return found
 
     @property
     def command_name(self) -> str:
