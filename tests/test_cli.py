@@ -11,7 +11,7 @@ import sys
 import pytest
 from builders import message, release_rp, release_rq, retrieve, write_conversation
 
-CLI = [sys.executable, "-m", "trace_analyzer.cli"]
+CLI = [sys.executable, "-m", "trace_analyzer"]  # the same entry as the installed command
 
 
 def run(*args, cwd=None):

@@ -21,7 +21,7 @@ from trace_analyzer.tables import COLUMNS, TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "sample_pcaps" / "pynetdicom_failure_error_comment.pcap"
-CLI = [sys.executable, "-m", "trace_analyzer.cli"]
+CLI = [sys.executable, "-m", "trace_analyzer"]  # the same entry as the installed command
 ARROW = {"int": pyarrow.int64(), "float": pyarrow.float64(), "str": pyarrow.string(), "bool": pyarrow.bool_()}
 
 
