@@ -179,8 +179,9 @@ class AssociationSession:
                                          self._sender(side.endpoint) or None))
             else:
                 self._pdu(side, result, out)
-        if side.assembler.counting:
-            side.reader.elide()
+        keep = side.assembler.counting
+        if keep is not None:
+            side.reader.elide(keep)
         return out
 
     def close(self, frame: int, time: float) -> list[DimseMessage | Problem]:

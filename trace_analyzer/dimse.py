@@ -97,12 +97,13 @@ class MessageAssembler:
         return bool(self._command) or self._pending is not None
 
     @property
-    def counting(self) -> bool:
-        """True while a data set is arriving that is only counted, its head already kept:
-        its fragments' bytes are no longer needed (see PduReader.elide_data)."""
+    def counting(self) -> int | None:
+        """While a data set is arriving that is only counted: how many of its bytes are
+        still wanted for its head (0 once it is in; see PduReader.elide). Else None."""
         pending = self._pending
-        return (pending is not None and self._data is None and not self._command
-                and len(pending.data_set_head) >= DATA_SET_HEAD)
+        if pending is None or self._data is not None or self._command:
+            return None
+        return max(0, DATA_SET_HEAD - len(pending.data_set_head))
 
     def count_data(self, size: int) -> None:
         """``size`` more bytes of the counted data set, in fragments that are not the last."""

@@ -73,11 +73,11 @@ class Pdv:
 def split_pdvs(body: bytes, elided: int = 0) -> tuple[list[Pdv], str | None]:
     """Cut a P-DATA-TF body into PDV items; also returns a fault, if any.
 
-    ``elided``: bytes of the body's single data fragment that were counted
-    but not kept (the body is then just the PDV item header).
+    ``elided``: bytes at the end of the body's single data fragment that were
+    counted but not kept (the body is then the PDV item header and the kept head).
     """
     if elided:
-        return [Pdv(body[4], body[5], memoryview(b""), elided)], None
+        return [Pdv(body[4], body[5], memoryview(body)[6:], len(body) - 6 + elided)], None
     items: list[Pdv] = []
     view = memoryview(body)
     offset = 0
@@ -197,7 +197,8 @@ class PduReader:
         #: Cleared here by any PDU that is not such a data PDU.
         self.elide_data = False
         self._eliding = False
-        self._elided = 0  # bytes of the current PDU counted past its first 12
+        self._elided = 0  # bytes of the current PDU counted, not buffered
+        self._keep = 0  # bytes of a counted fragment still buffered (a data set's head)
         #: First 12 bytes of the last P-DATA-TF framed (for runs of identical PDUs).
         self._last_header = b""
 
@@ -208,10 +209,14 @@ class PduReader:
     def feed(self, data: bytes, frame: int, time: float) -> list[Pdu | UlProblem]:
         buf = self._buf
         if self._eliding:
-            rest = self._need - RUN_HEADER - self._elided
+            rest = self._need - len(buf) - self._elided  # bytes of this PDU still to come
+            room = RUN_HEADER + self._keep - len(buf)  # of them, the head still to keep
+            if room > 0:
+                buf += data[:min(room, rest)]
             if len(data) < rest:
-                self._elided += len(data)
+                self._elided += max(0, len(data) - max(room, 0))
                 return []
+            self._elided += rest - min(max(room, 0), rest)
             out: list[Pdu | UlProblem] = [self._finish_elided(frame, time)]
             if len(data) > rest:
                 out.extend(self.feed(data[rest:], frame, time))
@@ -288,29 +293,37 @@ class PduReader:
         return (len(header) == RUN_HEADER and header[11] == 0
                 and unpack_from(">I", header, 6)[0] == length - 4)
 
-    def elide(self) -> None:
-        """The data fragments that follow are only counted: stop buffering them."""
+    def elide(self, keep: int = 0) -> None:
+        """The data fragments that follow are only counted: stop buffering them, past their
+        first ``keep`` bytes (what the data set's head still wants)."""
         self.elide_data = True
+        self._keep = keep
         self._try_elide()
 
     def _try_elide(self) -> None:
         buf = self._buf
-        if (not self._eliding and self.synced and self._need > RUN_HEADER and len(buf) >= RUN_HEADER
+        kept = RUN_HEADER + self._keep
+        if self._eliding:
+            if len(buf) > kept:  # the head wants less than when this PDU began
+                self._elided += len(buf) - kept
+                del buf[kept:]
+            return
+        if (self.synced and self._need > RUN_HEADER and len(buf) >= RUN_HEADER
                 and buf[0] == P_DATA_TF and buf[11] in (0, 2)
                 and unpack_from(">I", buf, 6)[0] == self._need - 10):
             # One data PDV filling the PDU (item-length = PDU-length - 4).
             self._eliding = True
-            self._elided = len(buf) - RUN_HEADER
-            del buf[RUN_HEADER:]
+            self._elided = max(0, len(buf) - kept)
+            del buf[kept:]
 
     def _finish_elided(self, frame: int, time: float) -> Pdu:
         buf = self._buf
         length = self._need - 6
         if buf[11] != 0:  # the last fragment: what follows is a new message
             self.elide_data = False
-        self._last_header = bytes(buf)
-        pdu = Pdu(P_DATA_TF, length, bytes(buf[6:RUN_HEADER]), frame, time,
-                  self._frame_at(self._pos), self._pos, length - 6)
+        self._last_header = bytes(buf[:RUN_HEADER])
+        pdu = Pdu(P_DATA_TF, length, bytes(buf[6:]), frame, time,
+                  self._frame_at(self._pos), self._pos, self._elided)
         self._pos += self._need
         buf.clear()
         self._mark_positions.clear()
@@ -327,10 +340,11 @@ class PduReader:
         PDUs after it may be counted, and it may be completed without being framed, when
         it is identical in shape to the last PDU framed and not the last fragment: counted
         PDUs then repeat a PDU that went through every check."""
-        if not self._eliding:
-            return None
-        left = self._need - RUN_HEADER - self._elided
-        if self._buf == self._last_header and self._buf[11] == 0:
+        buf = self._buf
+        if not self._eliding or len(buf) < RUN_HEADER + self._keep:
+            return None  # nothing, or a head still to keep: the lane keeps nothing
+        left = self._need - len(buf) - self._elided
+        if not self._keep and buf == self._last_header and buf[11] == 0:
             return left, self._last_header
         return left, None
 
@@ -339,15 +353,17 @@ class PduReader:
         ``whole`` PDUs (the current one first) identical to the current one; the bytes after
         the last of them open the next, identical one, which began in ``first_frame``.
         Returns the PDU-length of those PDUs and the 12 bytes that open each."""
-        if whole:
-            received = RUN_HEADER + self._elided + count - whole * self._need
+        buf = self._buf
+        if whole:  # only runs that keep no head cross PDUs (see elided_run)
+            received = len(buf) + self._elided + count - whole * self._need
             self._pos += whole * self._need
+            del buf[RUN_HEADER:]
             self._elided = received - RUN_HEADER
             self._mark_positions[:] = [self._pos]
             self._mark_frames[:] = [first_frame]
         else:
             self._elided += count
-        return self._need - 6, bytes(self._buf)
+        return self._need - 6, bytes(buf[:RUN_HEADER])
 
     def _frame_at(self, position: int) -> int:
         """The frame that held the byte at stream ``position`` (still buffered)."""
