@@ -688,3 +688,18 @@ def test_ul_001_names_the_sender(tmp_path):
     exchanges.insert(3, ("s", b"\x09\x00\x00\x00\x00\x04abcd"))  # PDU type 0x09 from the acceptor
     [finding] = findings(analyze_exchanges(tmp_path, exchanges), "UL-001")
     assert finding.peer_side == "acceptor" and finding.peer == "QRSCP @ 127.0.0.2:11112"
+
+
+def test_pdv_rules_switch_off_one_by_one(tmp_path):
+    # UL-004 and UL-025..033 are judged in one pass; each is still its own rule for levels.
+    command = get_command()
+    exchanges = replace_get_rq(retrieve(instances=1), p_data(pdv(1, 1, command[:11])),
+                               p_data(pdv(1, 3, command[11:])), p_data(pdv(1, 0x06, get_identifier())))
+    both = analyze_exchanges(tmp_path, exchanges)
+    assert findings(both, "UL-027") and findings(both, "UL-029")
+    without = analyze_exchanges(tmp_path, exchanges, rules={"UL-027": "off"})
+    assert findings(without, "UL-027") == []
+    assert [f.detail for f in findings(without, "UL-029")] == [f.detail for f in findings(both, "UL-029")]
+    lowered = analyze_exchanges(tmp_path, exchanges, rules={"UL-029": "info"})
+    assert [f.severity for f in findings(lowered, "UL-029")] == ["info"]
+    assert findings(lowered, "UL-027")[0].severity == findings(both, "UL-027")[0].severity

@@ -73,6 +73,22 @@ def rule(rule_id: str, *events: str) -> Callable[[Check], Check]:
     return register
 
 
+def rules(rule_ids: tuple[str, ...], *events: str) -> Callable[[Check], Check]:
+    """Register one check that judges several catalog rules in a single pass (they follow
+    the same state); it reports each with ``if report.aim(rule_id): report(...)``."""
+    for rule_id in rule_ids:
+        rule(rule_id, *events)  # validates the rule and its events
+
+    def register(check: Check) -> Check:
+        for event in events:
+            _REGISTRY[event].append((rule_ids, check))
+            for rule_id in rule_ids:
+                IMPLEMENTED[rule_id].append(event)
+        return check
+
+    return register
+
+
 def not_checkable(rule_id: str, reason: str) -> None:
     """Declare that a passive observer cannot check a catalog rule, and why."""
     if rule_id not in CATALOG:
@@ -265,6 +281,12 @@ class Reporter:
         self._rule = rule_id
         self._event = event
 
+    def aim(self, rule_id: str) -> bool:
+        """For a check registered with :func:`rules`: report as ``rule_id`` from now on;
+        False if that rule is switched off (then report nothing for it)."""
+        self._rule = rule_id
+        return self._engine.levels.get(rule_id) != "off"
+
     def __call__(self, detail: str, *, sender: str | None = None, frame: int | None = None,
                  time: float | None = None, message_id: int | None = None, primitive: Any = None,
                  role: str | None = None, severity: str | None = None) -> None:
@@ -347,12 +369,15 @@ class RulesEngine:
         load_families()
         self.levels = check_levels(levels or {})
         #: The checks to run per event, rules switched off left out once and for all.
-        self._active = {name: [(rule_id, check) for rule_id, check in checks
-                               if self.levels.get(rule_id) != "off"]
+        self._active = {name: [(rule_id, check) for rule_id, check in checks if self._on(rule_id)]
                         for name, checks in _REGISTRY.items()}
         self.findings: list[Finding] = []
         self._views: dict[int, AssociationView] = {}  # id(session) -> view
         self._by_association: dict[tuple[str, int], AssociationView] = {}
+
+    def _on(self, rule_id: str | tuple[str, ...]) -> bool:
+        ids = rule_id if isinstance(rule_id, tuple) else (rule_id,)
+        return any(self.levels.get(one) != "off" for one in ids)
 
     def severity(self, rule_id: str) -> str:
         return self.levels.get(rule_id, CATALOG[rule_id].severity)

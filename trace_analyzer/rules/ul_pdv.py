@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from struct import unpack_from
 
-from .engine import Event, Reporter, rule
+from .engine import Event, Reporter, rules
 from .ul import SIDES, _other
 
 #: The first command fragment of a DIMSE message starts with (0000,0000) UL, length 4.
@@ -19,16 +19,6 @@ COMMAND_START = b"\x00\x00\x00\x00\x04\x00\x00\x00"
 #: A command set is a few hundred bytes; past this we stop keeping its bytes.
 MAX_COMMAND_KEPT = 64 * 1024
 NO_DATA_SET = 0x0101
-
-
-@rule("UL-004", "p_data", "p_data_run")
-def within_max_length(report: Reporter, event: Event) -> None:
-    # Judged in the PDV walk, so that a message sent in many oversized PDUs gives one finding.
-    if event.run is not None:
-        _follow_run(event)
-        return
-    for text in _pdv_findings(event).get("UL-004", ()):
-        report(text)
 
 
 
@@ -228,27 +218,27 @@ def _follow_run(event: Event) -> None:
         side.finished = False
 
 
-def _report_pdv_rule(rule_id: str):
-    def check(report: Reporter, event: Event) -> None:
-        if event.run is not None:
-            _follow_run(event)
-            return
-        for text in _pdv_findings(event).get(rule_id, ()):
-            report(text[0].upper() + text[1:])
-
-    check.__name__ = f"pdv_rule_{rule_id.replace('-', '_')}"
-    return check
+#: Judged together, in one walk over each PDU's PDVs (UL-004 too, so that a message sent
+#: in many oversized PDUs gives one finding), and reported in this order.
+PDV_RULES = ("UL-004", "UL-025", "UL-026", "UL-027", "UL-028", "UL-029", "UL-030", "UL-031", "UL-032",
+             "UL-033")
 
 
-@rule("UL-025", "p_data", "p_data_run")
-def pdv_items_fit(report: Reporter, event: Event) -> None:
+@rules(PDV_RULES, "p_data", "p_data_run")
+def pdv_rules(report: Reporter, event: Event) -> None:
     if event.run is not None:
         _follow_run(event)
         return
-    if event.fault:
-        report(f"P-DATA-TF of PDU-length {event.pdu.length}: {event.fault}; it must hold one or more PDV "
-               "items of item-length 2 or more, each within the PDU")
-
-
-for _rule_id in ("UL-026", "UL-027", "UL-028", "UL-029", "UL-030", "UL-031", "UL-032", "UL-033"):
-    rule(_rule_id, "p_data", "p_data_run")(_report_pdv_rule(_rule_id))
+    found = _pdv_findings(event)
+    if not found and not event.fault:
+        return
+    for rule_id in PDV_RULES:
+        if rule_id == "UL-025":
+            if event.fault and report.aim(rule_id):
+                report(f"P-DATA-TF of PDU-length {event.pdu.length}: {event.fault}; it must hold one or "
+                       "more PDV items of item-length 2 or more, each within the PDU")
+            continue
+        texts = found.get(rule_id)
+        if texts and report.aim(rule_id):
+            for text in texts:
+                report(text[0].upper() + text[1:])
