@@ -89,14 +89,15 @@ def best_of(command: list[str], repeat: int) -> tuple[float, int]:
     return min(seconds for seconds, _ in runs), max(rss for _, rss in runs)
 
 
-def bench(path: Path, packets: int, out: Path, repeat: int = 3) -> dict[str, tuple[float, int]]:
+def bench(path: Path, packets: int, out: Path, repeat: int = 3,
+          tshark: bool = True) -> dict[str, tuple[float, int]]:
     size_mb = path.stat().st_size / 1e6
     results: dict[str, tuple[float, int]] = {}
     analyzer = shutil.which("trace-analyzer") or "trace-analyzer"
     ours_command = [analyzer, "analyze", str(path), "--format", "json", "--output", str(out)]
     measure(ours_command)  # warm-up: the page cache holds the file, the bytecode cache the code
     results["trace-analyzer (json)"] = best_of(ours_command, repeat)
-    if shutil.which("tshark"):
+    if tshark and shutil.which("tshark"):
         results["tshark command fields"] = best_of(
             ["tshark", "-o", "dicom.tag_tree:TRUE", "-d", "tcp.port==11112,dicom", "-r", str(path),
              "-Y", "dicom.tag", "-T", "fields", "-e", "frame.number", "-e", "dicom.tag",
@@ -112,7 +113,10 @@ def bench(path: Path, packets: int, out: Path, repeat: int = 3) -> dict[str, tup
     for name, (seconds, rss) in results.items():
         print(f"  {name:<52} {seconds:8.2f} {size_mb / seconds:8.1f} {packets / seconds:11,.0f} "
               f"{rss:7d} MB {seconds / ours:7.2f}x")
-    _verdicts(results)
+    if "ethernet" in path.name:
+        _verdicts(results)
+    else:
+        print("  (the performance issue sets its targets on the Ethernet-MTU capture)")
     return results
 
 
@@ -140,6 +144,8 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="write the captures here and keep them")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per tool, best time kept (scapy's dissection runs once)")
+    parser.add_argument("--no-tshark", action="store_true",
+                        help="leave tshark out (at 2 GB it takes about 9 minutes a run)")
     args = parser.parse_args()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ta-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +158,7 @@ def main() -> None:
             path = folder / f"cget_{name}_{args.size_mb}MB.pcap"
             packets = make(str(path), instances, args.instance_kb * 1024, mss, args.max_pdu,
                            args.associations)
-            bench(path, packets, folder / f"{path.stem}.json", args.repeat)
+            bench(path, packets, folder / f"{path.stem}.json", args.repeat, not args.no_tshark)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
