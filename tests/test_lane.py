@@ -8,6 +8,7 @@ take the bulk of the records, so that the comparison is not vacuous.
 
 from __future__ import annotations
 
+import gzip
 import random
 import struct
 import sys
@@ -156,3 +157,168 @@ def test_damage_inside_a_run(kind, tmp_path):
         path = tmp_path / f"{kind}{example}.pcap"
         path.write_bytes(CaptureFile("pcap", capture.head, units, True).to_bytes())
         _assert_same(path)
+
+
+# -- pcapng: the lane walks Enhanced Packet Blocks ---------------------------------------------
+
+from test_pcapng import custom, epb, idb, isb, nrb, opb, shb, spb, to_pcapng  # noqa: E402
+
+#: (byte order, if_tsresol): microseconds, big-endian nanoseconds, binary fractions.
+NG_FORMATS = [("<", None), (">", 9), ("<", 0x80 | 20)]
+
+
+def _tables(path: Path, fast_lane: bool = True) -> tuple[dict, int]:
+    analyzer = analyze_capture(str(path), fast_lane=fast_lane)
+    return Analysis([analyzer], []).to_dict(), analyzer.lane_records
+
+
+def _without_capture(tables: dict) -> dict:
+    """The tables with the capture's name left out (the same capture under another name)."""
+    return {name: [{key: value for key, value in row.items() if key != "capture"} for row in rows]
+            for name, rows in tables.items()}
+
+
+def _as_pcapng(source: Path, path: Path, endian: str, tsresol: int | None) -> int:
+    """Write ``source`` (a pcap) as pcapng at ``path`` and check that it comes out as the pcap:
+    the same tables with and without the lane, the lane taking the same records, and (with
+    decimal timestamps, which convert exactly) the same tables as the pcap's."""
+    path.write_bytes(to_pcapng(source.read_bytes(), endian, tsresol))
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+    pcap_tables, pcap_taken = _tables(source)
+    assert taken == pcap_taken
+    assert frames == pcap_tables["captures"][0]["frames"]
+    if tsresol is None or tsresol < 0x80:
+        assert _without_capture(fast) == _without_capture(pcap_tables)
+    return taken
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:4])))
+def test_generated_bulk_pcapng_goes_by_the_lane(shape, tmp_path):
+    instances, size, mss, max_pdu, share = shape
+    source = tmp_path / "bulk.pcap"
+    packets = make(str(source), instances, size, mss, max_pdu, 2)
+    endian, tsresol = NG_FORMATS[SHAPES.index(shape) % len(NG_FORMATS)]
+    taken = _as_pcapng(source, tmp_path / "bulk.pcapng", endian, tsresol)
+    assert taken >= share * packets, (taken, packets)
+
+
+@pytest.mark.parametrize("acks", [False, True], ids=["data-only", "with-acks"])
+def test_interleaved_associations_pcapng(acks, tmp_path):
+    source = tmp_path / "two.pcap"
+    make(str(source), 8, 90_000, 1448, 16384, 2)
+    rng = random.Random(f"interleave-ng:{acks}")
+    for round_ in range(3):
+        mixed = tmp_path / f"mixed{round_}.pcap"
+        mixed.write_bytes(_interleave(source.read_bytes(), rng, acks))
+        endian, tsresol = NG_FORMATS[round_]
+        taken = _as_pcapng(mixed, tmp_path / f"mixed{round_}.pcapng", endian, tsresol)
+        assert taken > 0, "the lane never ran on interleaved associations"
+
+
+def _fields(unit: Unit) -> tuple[int, int, bytes, int]:
+    """(interface, timestamp, data, original length) of a little-endian EPB."""
+    _, _, interface, high, low, caplen, wirelen = struct.unpack_from("<IIIIIII", unit.raw)
+    return interface, high << 32 | low, unit.raw[28:28 + caplen], wirelen
+
+
+def _block(raw: bytes) -> Unit:
+    return Unit(raw, False)
+
+
+NG_KINDS = KINDS + ["blocks-between", "simple-packet", "obsolete-packet", "unknown-interface",
+                    "second-interface", "other-link-type", "new-section", "odd-length", "caplen-beyond"]
+
+
+@pytest.mark.parametrize("kind", NG_KINDS)
+def test_damage_inside_a_run_pcapng(kind, tmp_path):
+    """What may sit or break inside a run of Enhanced Packet Blocks: the lane hands over
+    to the ordinary path exactly, and takes up again where it can."""
+    source = tmp_path / "run.pcap"
+    make(str(source), 3, 120_000, 1448, 16384, 1)
+    capture = split_capture(to_pcapng(source.read_bytes()))
+    head, packets = capture.units[:2], capture.units[2:]  # the section header and interface first
+    rng = random.Random(f"lane-ng:{kind}")
+    count = len(packets)
+    for example in range(max(4, EXAMPLES // 2)):
+        units = list(packets)
+        index = rng.randrange(10, count - 30)
+        interface, stamp, data, wirelen = _fields(units[index])
+        if kind == "drop":
+            del units[index]
+        elif kind == "duplicate":
+            units.insert(index + rng.randrange(1, 4), units[index])
+        elif kind == "reorder":
+            units.insert(index + rng.randrange(2, 6), units.pop(index))
+        elif kind == "flip":
+            units[index] = flip(units[index], [rng.randrange(14, 120)], [rng.randrange(1, 256)])
+        elif kind == "retransmit-into-run":
+            units.insert(index + 20, units[index - rng.randrange(0, 8)])
+        elif kind == "blocks-between":
+            for offset, make_block in enumerate(rng.sample([isb, nrb, custom], 3)):
+                units.insert(index + offset * rng.randrange(1, 5), _block(make_block()))
+        elif kind == "simple-packet":
+            # No timestamp: each takes the time of the record before it, which the lane may
+            # have taken (every few records, so that some end a data set and show their time).
+            for at in range(index, len(units), rng.randrange(3, 8)):
+                interface, stamp, data, wirelen = _fields(units[at])
+                units[at] = Unit(spb(data, wirelen=wirelen), True, 12)
+            if example % 2:
+                del units[index + 1:]  # the capture's last time is then an SPB's
+        elif kind == "obsolete-packet":
+            units[index] = Unit(opb(interface, stamp, data), True, 28)
+        elif kind == "unknown-interface":
+            units[index] = Unit(epb(5, stamp, data, wirelen=wirelen), True, 28)
+        elif kind == "second-interface":
+            # Another Ethernet interface (nanoseconds): the lane goes on over both.
+            units.insert(index, _block(idb(1, tsresol=9)))
+            for at in range(index + 1, len(units), rng.randrange(2, 5)):
+                interface, stamp, data, wirelen = _fields(units[at])
+                units[at] = Unit(epb(1, stamp * 1000, data, wirelen=wirelen), True, 28)
+        elif kind == "other-link-type":  # the lane stops for good; the rest goes the ordinary way
+            units.insert(index, _block(idb(101)))
+        elif kind == "new-section":
+            # A big-endian section in nanoseconds from here on, its interface declared anew.
+            rest = [_fields(unit) for unit in units[index:]]
+            units[index:] = [_block(shb(">")), _block(idb(1, ">", tsresol=9))] + [
+                Unit(epb(i, s * 1000, d, ">", w), True, 28) for i, s, d, w in rest]
+        elif kind == "odd-length":
+            raw = bytearray(units[index].raw)
+            struct.pack_into("<I", raw, 4, len(raw) + rng.choice([-2, 2, 4 * rng.randrange(1, 4) + 1]))
+            units[index] = Unit(bytes(raw), True, 28)
+        elif kind == "caplen-beyond":
+            raw = bytearray(units[index].raw)
+            struct.pack_into("<I", raw, 20, len(raw) - 31)
+            units[index] = Unit(bytes(raw), True, 28)
+        else:
+            start = sum(len(u.raw) for u in head + units[:index])
+            # Inside a block, or (every other time) between two: the lane then walks to the end.
+            cut = start + (rng.randrange(1, len(units[index].raw)) if example % 2 else 0)
+            path = tmp_path / f"{kind}{example}.pcapng"
+            path.write_bytes(b"".join(u.raw for u in head + units)[:cut])
+            _assert_same(path)
+            continue
+        path = tmp_path / f"{kind}{example}.pcapng"
+        path.write_bytes(b"".join(u.raw for u in head + units))
+        taken = _assert_same(path)
+        walked = kind in ("blocks-between", "second-interface", "new-section")
+        if walked or (kind == "simple-packet" and not example % 2):
+            assert taken > 0.5 * count, (kind, taken, count)
+
+
+@pytest.mark.parametrize("cut", [None, 2 / 3])
+def test_gzip_pcapng_by_the_lane(cut, tmp_path):
+    """Inflated in blocks rather than mapped: the lane walks the blocks read."""
+    source = tmp_path / "run.pcap"
+    make(str(source), 4, 150_000, 1448, 16384, 2)
+    packed = gzip.compress(to_pcapng(source.read_bytes(), ">", 9))
+    path = tmp_path / "run.pcapng.gz"
+    path.write_bytes(packed if cut is None else packed[:int(len(packed) * cut)])
+    taken = _assert_same(path)
+    assert taken > 0
+    fast, _ = _tables(path)
+    problems = [row["detail"] for row in fast["problems"]]
+    if cut is None:
+        assert _without_capture(fast) == _without_capture(_tables(source)[0])
+    else:
+        assert any("gzip-compressed capture is cut short" in text for text in problems), problems

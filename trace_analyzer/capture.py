@@ -1,18 +1,17 @@
 """Capture file input: pcap, pcapng and their gzip-compressed forms.
 
-Layer: capture (the only layer that touches files). Reads classic pcap
-itself, in blocks (it is a simple format, and scapy's import alone is a tenth
-of a second), and pcapng with scapy's raw reader, never dissecting a packet;
-yields records numbered as Wireshark numbers frames. A file
-that cannot be opened raises :class:`CaptureError`; a record cut short at the
-end of the file stops the iteration and is reported through ``on_problem``,
-so everything read before it is kept.
+Layer: capture (the only layer that touches files). Both formats are read
+here, without scapy (its import alone costs a tenth of a second, and its
+pcapng reader is several times slower than a walk over the blocks): a plain
+file is mapped and its records read in place, a gzip-compressed one is
+inflated in blocks. Records are yielded numbered as Wireshark numbers frames,
+never dissected. A file that cannot be opened raises :class:`CaptureError`; a
+record cut short at the end of the file stops the iteration and is reported
+through ``on_problem``, so everything read before it is kept.
 """
 
 from __future__ import annotations
 
-import gzip
-import logging
 import mmap
 import os
 import struct
@@ -20,21 +19,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-# Loopback frames exceed 65535 bytes and scapy's readers cut at 65535 unless
-# asked for more; this is larger than any record a capture can hold.
-_NO_CUT = 1 << 31
-# scapy's pcap reader also cuts records above 4 x 65535 bytes (GSO/BIG TCP on
-# loopback goes beyond), so pcap records are read here, in chunks, up to this
-# bound; a larger record length is damage, not data.
+# Loopback with segmentation offload (GSO/BIG TCP) records frames far beyond
+# 65535 bytes, so no smaller bound is imposed; a longer record is damage, not data.
 _MAX_RECORD = 64 * 1024 * 1024
-_CHUNK = 1024 * 1024
+#: What the first four bytes of a file say it is (for the wording of header errors).
 _MAGICS = {
     b"\xa1\xb2\xc3\xd4": "pcap", b"\xd4\xc3\xb2\xa1": "pcap", b"\xa1\xb2\x3c\x4d": "pcap",
     b"\x4d\x3c\xb2\xa1": "pcap", b"\x0a\x0d\x0d\x0a": "pcapng", b"\x1f\x8b\x08\x00": "gzip",
 }
-
-# scapy logs each damaged record as a warning; we report them ourselves.
-logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
 
 class CaptureError(Exception):
@@ -54,18 +46,29 @@ class CaptureRecord:
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
                 b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
 
+#: pcapng block types (the section header's reads the same in either byte order).
+_SHB, _IDB, _OPB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
+#: A section header's byte-order magic as it appears in the file.
+_BYTE_ORDERS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
+#: Timestamp units per second of an interface that does not say (microseconds).
+_MICRO = 1_000_000
 
-class _PcapFile:
-    """A classic pcap file opened here: its global header read, positioned at the first record.
 
-    pcap is simple enough to read without scapy, whose import alone costs a
-    tenth of a second on every run; pcapng still goes to scapy's reader."""
+class _CaptureFile:
+    """A capture file opened here: its format known, positioned after ``head``.
 
-    def __init__(self, handle, endian: str, nano: bool, linktype: int) -> None:
+    ``head`` holds the bytes already read to recognise it (pcap: the global header;
+    pcapng: the first section header block, which the block walk reads again)."""
+
+    def __init__(self, handle, kind: str, endian: str, head: bytes, nano: bool = False,
+                 linktype: int = 0) -> None:
         self.f = handle
+        self.kind = kind  # "pcap" or "pcapng"
         self.endian = endian
-        self.nano = nano
+        self.head = head
+        self.nano = nano  # pcap only, as is linktype
         self.linktype = linktype
+        self.frames = 0  # records walked so far (set by the walk when it stops)
         #: The whole file, mapped, when it is a plain file: records are then read in
         #: place, with no copy into blocks (see _pcap_records for how memory stays flat).
         self.map: mmap.mmap | None = None
@@ -81,21 +84,54 @@ class _PcapFile:
         self.f.close()
 
 
-def _open_pcap(path: str) -> _PcapFile | None:
-    """Open ``path`` if it is a (possibly gzipped) classic pcap file; None if it is something else."""
+def _open(path: str) -> _CaptureFile:
+    """Open ``path``, a (possibly gzipped) pcap or pcapng file, and read its header."""
     with open(path, "rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    handle = _Inflater(path, 0) if compressed else open(path, "rb")  # noqa: SIM115 (closed by close())
-    header = handle.read(24)
-    kind = _PCAP_MAGICS.get(header[:4])
-    if kind is None:
+        first = probe.read(4)
+    compressed = first[:2] == b"\x1f\x8b"
+    handle = _Inflater(path) if compressed else open(path, "rb")  # noqa: SIM115 (closed by close())
+    try:
+        return _read_header(path, handle, first, compressed)
+    except BaseException:
         handle.close()
-        return None
-    if len(header) < 24:
-        handle.close()
-        raise CaptureError(f"{path}: truncated or damaged pcap header ({len(header)} of 24 bytes)")
-    linktype = struct.unpack(kind[0] + "I", header[20:24])[0] & 0x0FFFFFFF  # upper bits: FCS length
-    return _PcapFile(handle, kind[0], kind[1], linktype)
+        raise
+
+
+def _read_header(path: str, handle, first: bytes, compressed: bool) -> _CaptureFile:
+    head = handle.read(12)
+    magic = head[:4]
+    pcap = _PCAP_MAGICS.get(magic)
+    if pcap is not None:
+        head += handle.read(12)
+        if len(head) < 24:
+            raise CaptureError(f"{path}: truncated or damaged pcap header ({len(head)} of 24 bytes)")
+        linktype = struct.unpack(pcap[0] + "I", head[20:24])[0] & 0x0FFFFFFF  # upper bits: FCS length
+        return _CaptureFile(handle, "pcap", pcap[0], head, pcap[1], linktype)
+    if magic == b"\x0a\x0d\x0d\x0a":
+        endian = _BYTE_ORDERS.get(head[8:12])
+        if endian is None:
+            detail = (f"{len(head)} of the section header's first 12 bytes" if len(head) < 12
+                      else "the section header has no byte-order magic")
+            raise CaptureError(f"{path}: truncated or damaged pcapng header ({detail})")
+        total = struct.unpack(endian + "I", head[4:8])[0]
+        if total < 28 or total % 4 or total > _MAX_RECORD:
+            raise CaptureError(f"{path}: truncated or damaged pcapng header "
+                               f"(a section header block of {total} bytes)")
+        head += handle.read(total - 12)
+        if len(head) < total:
+            raise CaptureError(f"{path}: truncated or damaged pcapng header "
+                               f"({len(head)} of the section header's {total} bytes)")
+        return _CaptureFile(handle, "pcapng", endian, head)
+    if compressed and len(head) < 4 and handle.cut_short:
+        detail = f"the compressed data is cut short or damaged after {len(head)} bytes"
+    elif compressed:
+        detail = "once inflated, it starts with neither a pcap nor a pcapng magic number"
+    else:
+        detail = "it starts with neither a pcap nor a pcapng magic number"
+    kind = _MAGICS.get(first)
+    if kind is not None:  # a gzip magic (pcap and pcapng ones are read above)
+        raise CaptureError(f"{path}: truncated or damaged {kind} header ({detail})")
+    raise CaptureError(f"{path}: not a pcap or pcapng capture ({detail})")
 
 
 def _check_file(path: str) -> None:
@@ -111,45 +147,18 @@ def _check_file(path: str) -> None:
         raise CaptureError(f"{path}: empty file")
 
 
-def _open_reader(path: str):
-    """pcapng (or what is neither): scapy's reader, imported only when needed."""
-    from scapy.error import Scapy_Exception
-    from scapy.utils import RawPcapReader
-
-    try:
-        # RawPcapReader's metaclass picks the pcap or pcapng reader and
-        # sees through gzip compression.
-        return RawPcapReader(path)
-    except Scapy_Exception as exc:
-        with open(path, "rb") as handle:
-            kind = _MAGICS.get(handle.read(4))
-        if kind is not None:  # the right magic: the header after it is cut short or damaged
-            raise CaptureError(f"{path}: truncated or damaged {kind} header ({exc})") from None
-        raise CaptureError(f"{path}: not a pcap or pcapng capture ({exc})") from None
-    except (OSError, EOFError, struct.error, ValueError, zlib.error) as exc:
-        with open(path, "rb") as handle:
-            if handle.read(2) == b"\x1f\x8b":
-                raise CaptureError(f"{path}: truncated or damaged gzip-compressed capture ({exc})") from None
-        raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
-
-
 class _Inflater:
     """Reads a gzip file as it decompresses, handing over every byte that can be
     recovered: Python's gzip module drops a whole read's worth of data when the
     file is cut short, which would lose the frames before the cut."""
 
-    def __init__(self, path: str, skip: int) -> None:
+    def __init__(self, path: str) -> None:
         self._raw = open(path, "rb")  # noqa: SIM115 (closed in close())
         self._inflate = zlib.decompressobj(wbits=31)
         self._pending = b""
         self._done = False
         #: The compressed stream ended before its end-of-stream marker (the file was cut).
         self.cut_short = False
-        while skip > 0:
-            skipped = self.read(min(skip, _BLOCK))
-            if not skipped:
-                break
-            skip -= len(skipped)
 
     def read(self, size: int = -1) -> bytes:
         while (size < 0 or len(self._pending) < size) and not self._done:
@@ -172,37 +181,12 @@ class _Inflater:
         data, self._pending = self._pending[:size], self._pending[size:]
         return data
 
-    def tell(self) -> int:
-        return 0
-
     def close(self) -> None:
         self._raw.close()
 
 
-class _ReadWatcher:
-    """Wraps the reader's file to notice a read cut short by the end of the file.
-
-    scapy's readers treat a record cut short at the end of a file like a clean
-    end; a read that returns some but not all of the bytes asked for tells
-    the two apart without a second pass over the file.
-    """
-
-    def __init__(self, handle) -> None:
-        self._handle = handle
-        self.short_read = False
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
-        if size is not None and 0 < len(data) < size:
-            self.short_read = True
-        return data
-
-    def __getattr__(self, name: str):
-        return getattr(self._handle, name)
-
-
-#: pcap files are read in blocks of this size and cut into records in memory:
-#: one read call per block instead of two per record.
+#: Files that are not mapped are read in blocks of this size and cut into records in
+#: memory: one read call per block instead of two per record.
 _BLOCK = 1024 * 1024
 
 
@@ -211,7 +195,7 @@ _BLOCK = 1024 * 1024
 _WINDOW = 16 * 1024 * 1024
 
 
-def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | None,
+def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] | None,
                   lane=None) -> Iterator[tuple]:
     """(frame, time, linktype, data, wirelen) for each record of a pcap file.
 
@@ -232,84 +216,261 @@ def _pcap_records(reader: _PcapFile, on_problem: Callable[[int, str], None] | No
     else:
         buf, pos, read, release = b"", 0, reader.f.read, False
     frame = 0
-    while True:
-        if release and pos - released >= _WINDOW:
-            start = released
-            released = pos - pos % mmap.PAGESIZE
-            mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
-        if len(buf) - pos < 16:
-            more = read(_BLOCK)
-            if not more:
-                if len(buf) > pos and on_problem is not None:
-                    on_problem(frame + 1, f"capture ends inside record {frame + 1} "
-                                          f"({len(buf) - pos} bytes of its header): the file is truncated")
-                return
-            buf = buf[pos:] + more if pos < len(buf) else more
-            pos = 0
-            continue
-        sec, usec, caplen, wirelen = unpack(buf, pos)
-        if caplen > _MAX_RECORD:
-            if on_problem is not None:
-                on_problem(frame + 1, f"capture record {frame + 1} is unreadable: it claims {caplen} "
-                                      "bytes, beyond any captured frame; the rest of the file is skipped")
-            return
-        end = pos + 16 + caplen
-        if end > len(buf):
-            more = read(max(_BLOCK, end - len(buf)))
-            if more:
-                buf = buf[pos:] + more
+    try:
+        while True:
+            if release and pos - released >= _WINDOW:
+                start = released
+                released = pos - pos % mmap.PAGESIZE
+                mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
+            if len(buf) - pos < 16:
+                more = read(_BLOCK)
+                if not more:
+                    if len(buf) > pos and on_problem is not None:
+                        on_problem(frame + 1, f"capture ends inside record {frame + 1} ({len(buf) - pos} "
+                                              "bytes of its header): the file is truncated")
+                    return
+                buf = buf[pos:] + more if pos < len(buf) else more
                 pos = 0
                 continue
-            # The file ends inside this record: hand over what is there, as a snaplen cut would be.
+            sec, usec, caplen, wirelen = unpack(buf, pos)
+            if caplen > _MAX_RECORD:
+                if on_problem is not None:
+                    on_problem(frame + 1, f"capture record {frame + 1} is unreadable: it claims {caplen} "
+                                          "bytes, beyond any captured frame; the rest of the file is skipped")
+                return
+            end = pos + 16 + caplen
+            if end > len(buf):
+                more = read(max(_BLOCK, end - len(buf)))
+                if more:
+                    buf = buf[pos:] + more
+                    pos = 0
+                    continue
+                # The file ends inside this record: hand over what is there, as a snaplen cut would be.
+                frame += 1
+                data = buf[pos + 16:]
+                if on_problem is not None:
+                    on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
+                                      f"{caplen} bytes present): the file is truncated")
+                yield frame, sec + usec / divisor, linktype, data, wirelen
+                return
+            if try_lane:
+                # The next record is whole in the buffer: the lane takes it (and more, up to a
+                # window's end), or says no.
+                before = pos
+                pos, frame, refused = lane.skip(buf, pos, frame, min(len(buf), pos + _WINDOW))
+                try_lane = not refused and lane.active and pos != before
+                continue
             frame += 1
-            data = buf[pos + 16:]
-            if on_problem is not None:
-                on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
-                                  f"{caplen} bytes present): the file is truncated")
-            yield frame, sec + usec / divisor, linktype, data, wirelen
-            return
-        if try_lane:
-            # The next record is whole in the buffer: the lane takes it (and more, up to a
-            # window's end), or says no.
-            before = pos
-            pos, frame, refused = lane.skip(buf, pos, frame, min(len(buf), pos + _WINDOW))
-            try_lane = not refused and lane.active and pos != before
-            continue
-        frame += 1
-        yield frame, sec + usec / divisor, linktype, buf[pos + 16:end], wirelen
-        pos = end
-        try_lane = lane is not None and lane.active
+            yield frame, sec + usec / divisor, linktype, buf[pos + 16:end], wirelen
+            pos = end
+            try_lane = lane is not None and lane.active
+    finally:
+        reader.frames = frame  # iter_records reports from it
 
 
 def _nothing(size: int) -> bytes:
     return b""
 
 
-def _pcapng_records(reader, on_problem: Callable[[int, str], None] | None) -> Iterator[tuple]:
-    from scapy.error import Scapy_Exception
+def _pcapng_structs(endian: str) -> tuple[Callable, Callable, Callable]:
+    """Readers of a block's type and length, of an Enhanced Packet Block's fields after
+    them (interface, timestamp high and low, captured and original lengths), and of an
+    Obsolete Packet Block's (the same with a 16-bit interface)."""
+    return (struct.Struct(endian + "II").unpack_from, struct.Struct(endian + "IIIII").unpack_from,
+            struct.Struct(endian + "H2xIIII").unpack_from)
 
-    watcher = reader.f = _ReadWatcher(reader.f)
+
+def _interface(buf, pos: int, end: int, endian: str) -> tuple[int, int, int, int]:
+    """(link type, timestamp units per second, offset in seconds, snaplen) of the Interface
+    Description Block from ``pos`` to ``end``."""
+    linktype, snaplen = struct.unpack_from(endian + "H2xI", buf, pos + 8)
+    units, offset = _MICRO, 0
+    option = struct.Struct(endian + "HH").unpack_from
+    at, stop = pos + 16, end - 4
+    while at + 4 <= stop:
+        code, length = option(buf, at)
+        value = at + 4
+        if code == 0 or value + length > stop:
+            break  # the end of the options, or options that overrun the block: keep what was read
+        if code == 9 and length >= 1:  # if_tsresol: a power of ten, or of two if the top bit is set
+            exponent = buf[value]
+            units = 1 << (exponent & 0x7F) if exponent & 0x80 else 10 ** exponent
+        elif code == 14 and length >= 8:  # if_tsoffset: whole seconds added to every timestamp
+            offset = struct.unpack_from(endian + "q", buf, value)[0]
+        at = value + length + (-length % 4)
+    return linktype, units, offset, snaplen
+
+
+def _clock(endian: str, interfaces: list[tuple[int, int, int, int]]) -> Callable[[bytes, int], float]:
+    """The time of the Enhanced Packet Block at a position (for the lane, which notes positions)."""
+    fields = struct.Struct(endian + "III").unpack_from
+
+    def time_at(buf, pos: int) -> float:
+        number, high, low = fields(buf, pos + 8)
+        units, offset = interfaces[number][1:3]
+        # As in _pcapng_records: whole seconds and fraction apart, as a pcap's are.
+        seconds, fraction = divmod(high << 32 | low, units)
+        return seconds + fraction / units + offset
+
+    return time_at
+
+
+def _unreadable(on_problem: Callable[[int, str], None] | None, frame: int, text: str) -> None:
+    if on_problem is not None:
+        on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({text}); "
+                              "the rest of the file is skipped")
+
+
+def _cut(on_problem: Callable[[int, str], None] | None, frame: int) -> None:
+    if on_problem is not None:
+        on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
+
+
+def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] | None,
+                    lane=None) -> Iterator[tuple]:
+    """(frame, time, linktype, data, wirelen) for each packet block of a pcapng file.
+
+    Frames are numbered over Enhanced, Obsolete and Simple Packet Blocks; every other
+    block is read only for what it says of the packets (section byte order, interfaces)
+    or passed over. ``lane`` is handed the buffer before Enhanced Packet Blocks, as in
+    :func:`_pcap_records`, while every interface met so far has the link type it walks.
+    """
+    endian = reader.endian
+    block_head, enhanced, obsolete = _pcapng_structs(endian)
+    #: Interfaces of the current section: (link type, units per second, offset, snaplen).
+    interfaces: list[tuple[int, int, int, int]] = []
+    lane_link: int | None = None  # the link type the lane was configured for
+    try_lane = False
+    mapped = reader.map
+    if mapped is not None:
+        buf, pos, read = mapped, 0, _nothing  # the whole file is there already
+        release = hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+        released = 0
+    else:
+        buf, pos, read, release = reader.head, 0, reader.f.read, False
     frame = 0
-    previous_time = 0.0
-    while True:
-        try:
-            data, meta = reader._read_packet(size=_NO_CUT)
-        except EOFError:
-            if watcher.short_read and on_problem is not None:
-                on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
-            return
-        except (OSError, struct.error, ValueError, zlib.error, Scapy_Exception) as exc:
-            if on_problem is not None:
-                on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({exc}); "
-                                      "the rest of the file is skipped")
-            return
-        frame += 1
-        if meta.tshigh is None:  # a Simple Packet Block has no timestamp
-            time = previous_time
-        else:
-            time = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
-        previous_time = time
-        yield frame, time, meta.linktype, data, meta.wirelen if meta.wirelen is not None else len(data)
+    time = 0.0  # the last packet's: a Simple Packet Block has none of its own
+    try:
+        while True:
+            if release and pos - released >= _WINDOW:
+                start = released
+                released = pos - pos % mmap.PAGESIZE
+                mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
+            if len(buf) - pos < 12:  # less than the smallest block
+                more = read(_BLOCK)
+                if not more:
+                    if len(buf) > pos:
+                        _cut(on_problem, frame)
+                    return
+                buf = buf[pos:] + more if pos < len(buf) else more
+                pos = 0
+                continue
+            kind, total = block_head(buf, pos)
+            if kind == _SHB:  # its length is in the byte order it announces
+                order = _BYTE_ORDERS.get(buf[pos + 8:pos + 12])
+                if order is None:
+                    _unreadable(on_problem, frame, "a section header with no byte-order magic")
+                    return
+                if order != endian:
+                    endian = order
+                    block_head, enhanced, obsolete = _pcapng_structs(endian)
+                    total = block_head(buf, pos)[1]
+            if total < 12 or total & 3 or total > _MAX_RECORD:
+                _unreadable(on_problem, frame, f"a block claims a length of {total} bytes")
+                return
+            end = pos + total
+            if end > len(buf):
+                more = read(max(_BLOCK, end - len(buf)))
+                if more:
+                    buf = buf[pos:] + more
+                    pos = 0
+                    continue
+                _cut(on_problem, frame)
+                return
+            if kind == _EPB:
+                if try_lane:
+                    # The block is whole in the buffer: the lane takes it (and more, up to a
+                    # window's end), or says no.
+                    before = pos
+                    pos, frame, refused = lane.skip(buf, pos, frame, min(len(buf), pos + _WINDOW))
+                    if pos != before:
+                        time = lane.last_time
+                    try_lane = not refused and lane.active and pos != before
+                    continue
+                if total < 32:
+                    _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                    return
+                number, high, low, caplen, wirelen = enhanced(buf, pos + 8)
+                if caplen + 32 > total:
+                    _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}")
+                    return
+                try:
+                    linktype, units, offset, _ = interfaces[number]
+                except IndexError:  # no such interface: the frame is counted, not decoded
+                    linktype, units, offset = -1, _MICRO, 0
+                frame += 1
+                # Whole seconds and fraction apart, as a pcap's are: the same capture in either
+                # format gives the same times to the last bit (see also _clock).
+                seconds, fraction = divmod(high << 32 | low, units)
+                time = seconds + fraction / units + offset
+                yield frame, time, linktype, buf[pos + 28:pos + 28 + caplen], wirelen
+                pos = end
+                try_lane = lane is not None and lane.active
+                continue
+            if kind == _IDB:
+                if total < 20:
+                    _unreadable(on_problem, frame, f"an interface description block of {total} bytes")
+                    return
+                interfaces.append(_interface(buf, pos, end, endian))
+                if lane is not None:
+                    linktype = interfaces[-1][0]
+                    if lane_link is None:
+                        lane_link = linktype
+                    # Reconfigured for each interface, so that it knows how many there are; a link
+                    # type other than the first stops it for good (it has flushed: nothing is lost).
+                    clock = _clock(endian, interfaces)
+                    if linktype != lane_link or not lane.configure(endian, False, linktype, clock,
+                                                                   len(interfaces)):
+                        lane.configure(endian, False, -1)
+                        lane.clear()
+                        lane = None
+                        try_lane = False
+            elif kind == _SHB:
+                interfaces = []  # a new section declares its interfaces anew
+                if lane is not None and lane_link is not None:
+                    lane.configure(endian, False, lane_link, _clock(endian, interfaces), 0)
+            elif kind == _OPB or kind == _SPB:
+                if kind == _OPB:
+                    if total < 32:
+                        _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                        return
+                    number, high, low, caplen, wirelen = obsolete(buf, pos + 8)
+                    if caplen + 32 > total:
+                        _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}")
+                        return
+                    data_at = pos + 28
+                else:
+                    if total < 16:
+                        _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                        return
+                    number, data_at = 0, pos + 12
+                    wirelen = block_head(buf, pos + 4)[1]
+                    caplen = min(wirelen, total - 16)
+                    if interfaces and interfaces[0][3]:
+                        caplen = min(caplen, interfaces[0][3])
+                try:
+                    linktype, units, offset, _ = interfaces[number]
+                except IndexError:
+                    linktype, units, offset = -1, _MICRO, 0
+                if kind == _OPB:
+                    seconds, fraction = divmod(high << 32 | low, units)
+                    time = seconds + fraction / units + offset
+                frame += 1
+                yield frame, time, linktype, buf[data_at:data_at + caplen], wirelen
+                try_lane = lane is not None and lane.active
+            pos = end  # any other block (name resolution, statistics, secrets...) is passed over
+    finally:
+        reader.frames = frame  # iter_records reports from it
 
 
 def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None,
@@ -320,31 +481,23 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     millions. ``on_problem(frame, text)`` hears of a damaged or truncated
     file; everything before the damage has been yielded by then. Records
     that ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`) counts are not
-    yielded (classic pcap only).
+    yielded.
     """
     _check_file(path)
     try:
-        reader = _open_pcap(path)
+        reader = _open(path)
     except (OSError, zlib.error) as exc:
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
-    if reader is None:
-        reader = _open_reader(path)
-        if isinstance(reader.f, gzip.GzipFile):
-            position = reader.f.tell()
-            reader.f.close()
-            reader.f = _Inflater(path, position)
     inflater = reader.f if isinstance(reader.f, _Inflater) else None
-    frame = 0
     try:
-        records = _pcap_records(reader, on_problem, lane) if isinstance(reader, _PcapFile) \
-            else _pcapng_records(reader, on_problem)
+        walk = _pcap_records if reader.kind == "pcap" else _pcapng_records
         try:
-            for record in records:
-                frame = record[0]
-                yield record
+            yield from walk(reader, on_problem, lane)
         except (OSError, EOFError, zlib.error) as exc:
             if on_problem is not None:
-                on_problem(frame + 1, f"capture unreadable past record {frame} ({exc})")
+                on_problem(reader.frames + 1, f"capture unreadable past record {reader.frames} ({exc})")
+        # The walk's own count: the last record yielded may be followed by some the lane took.
+        frame = reader.frames
         if inflater is not None and inflater.cut_short and on_problem is not None:
             on_problem(frame + 1, f"the gzip-compressed capture is cut short after record {frame}: "
                                   "the file is truncated")

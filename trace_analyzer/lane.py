@@ -11,14 +11,14 @@ getting there.
 The pipeline arms a *flow* here when the association layer says one
 direction is in such a run and the TCP layer says that direction is in
 order. :meth:`BulkLane.skip` is then handed the capture reader's buffer and
-walks the records itself: a record that continues an armed flow (next
-sequence number, no SYN/FIN/RST, whole payload captured, and each PDU header
-in it identical to the run's) or is a bare ACK back is counted and passed
-over; any other record stops the walk and goes down the ordinary path, after
-what was counted has been handed to the layers (:meth:`flush`). Findings and
-tables come out the same either way (tests/test_lane.py compares the two on
-every sample capture). Only IPv4 without options is taken; everything
-else takes the ordinary path. No I/O.
+walks the records itself (pcap records, or pcapng Enhanced Packet Blocks): a
+record that continues an armed flow (next sequence number, no SYN/FIN/RST,
+whole payload captured, and each PDU header in it identical to the run's) or
+is a bare ACK back is counted and passed over; any other record stops the
+walk and goes down the ordinary path, after what was counted has been handed
+to the layers (:meth:`flush`). Findings and tables come out the same either
+way (tests/test_lane.py compares the two on every sample capture). Only IPv4
+without options is taken; everything else takes the ordinary path. No I/O.
 """
 
 from __future__ import annotations
@@ -94,13 +94,33 @@ class BulkLane:
         self.on_records: Callable[[int, int, float], None] | None = None
         self._record = struct.Struct("<IIII").unpack_from
         self._headers = struct.Struct(_HEADERS.format("2")).unpack_from
+        self._stamp = struct.Struct("<II").unpack_from
         self._divisor = 1e6
         self._link: tuple[int, int, bytes] | None = None
+        self._clock: Callable[[bytes, int], float] | None = None  # pcapng: see configure()
+        self._pcapng = False
+        self._interfaces = 0
+        #: The time of the last record the latest :meth:`skip` counted.
+        self.last_time = 0.0
 
-    def configure(self, endian: str, nano: bool, linktype: int) -> bool:
-        """The capture's record format; False if its link type is not one the lane walks."""
-        self._record = struct.Struct(endian + "IIII").unpack_from
-        self._divisor = 1e9 if nano else 1e6
+    def configure(self, endian: str, nano: bool, linktype: int,
+                  clock: Callable[[bytes, int], float] | None = None, interfaces: int = 0) -> bool:
+        """The capture's record format; False if its link type is not one the lane walks.
+
+        pcap by default. pcapng with ``clock``, the time of the Enhanced Packet Block at a
+        position (its interface's timestamp units are the reader's business), and
+        ``interfaces``, how many the section has declared: a block naming another is
+        left to the ordinary path."""
+        self._pcapng = clock is not None
+        self._clock = clock
+        if clock is None:
+            self._record = struct.Struct(endian + "IIII").unpack_from
+            self._stamp = struct.Struct(endian + "II").unpack_from
+            self._divisor = 1e9 if nano else 1e6
+        else:
+            # Block type, total length, interface, and (past the timestamp) captured length.
+            self._record = struct.Struct(endian + "III8xI").unpack_from
+            self._interfaces = interfaces
         if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
             # The 4-byte address family, in the byte order of the host that wrote it.
             family = (2).to_bytes(4, "big" if linktype == LINKTYPE_LOOP else "little")
@@ -172,21 +192,34 @@ class BulkLane:
         record, headers = self._record, self._headers
         at, ip, signature = self._link  # type: ignore[misc]
         reach = ip + 34  # bytes of the frame the checks read
+        pcapng, interfaces = self._pcapng, self._interfaces
+        start = 28 if pcapng else 16  # where a record's frame begins
         first_pos, first_frame = pos, frame
         last_pos = -1
         refused = False
         flow: LaneFlow | None = None
         key_now = back_now = None
         seq_now = left = count = frame_now = at_now = 0
-        while pos + 16 <= size:
-            caplen = record(buf, pos)[2]
-            end = pos + 16 + caplen
+        captured = 0  # pcapng: captured bytes of the blocks read (a pcap's follow from positions)
+        while pos + start <= size:
+            if pcapng:
+                kind, block, interface, caplen = record(buf, pos)
+                captured += caplen  # taken back after the loop if the walk stops at this block
+                # Only an Enhanced Packet Block of a declared interface, its frame inside it;
+                # anything else the ordinary path reads (or reports as damage).
+                if kind != 6 or interface >= interfaces or caplen + 32 > block or block & 3:
+                    refused = True
+                    break
+                end = pos + block
+            else:
+                caplen = record(buf, pos)[2]
+                end = pos + 16 + caplen
             if end > size:
                 break
             if caplen < reach:
                 refused = True
                 break
-            link, version, total, fragment, protocol, key, seq, offset, flags = headers(buf, pos + 16 + at)
+            link, version, total, fragment, protocol, key, seq, offset, flags = headers(buf, pos + start + at)
             offset = (offset >> 4) * 4
             length = total - 20 - offset
             if (version != 0x45 or protocol != 6 or fragment & 0x3FFF or flags & 0x07 or link != signature
@@ -229,7 +262,7 @@ class BulkLane:
                 else:
                     # PDU boundaries in this segment: each next header must be whole and
                     # identical to the run's, or the record goes the ordinary way.
-                    payload = pos + 16 + ip + 20 + offset
+                    payload = pos + start + ip + 20 + offset
                     header, step = flow.header, flow.size
                     boundary = left
                     whole = 0
@@ -254,19 +287,25 @@ class BulkLane:
             frame_now, at_now = frame, pos
             last_pos = pos
             pos = end
+        else:
+            caplen = 0  # stopped between records: none to take back
         if flow is not None:
             flow.seq, flow.left, flow.count = seq_now, left, count
             if frame_now:
                 flow.frame, flow.at = frame_now, at_now
         if last_pos >= 0:
             self._flush(buf)
+            self.last_time = self._time_at(buf, last_pos)
             if self.on_records is not None:
                 records = frame - first_frame
-                self.on_records(records, pos - first_pos - 16 * records, self._time_at(buf, last_pos))
+                captured = captured - caplen if pcapng else pos - first_pos - 16 * records
+                self.on_records(records, captured, self.last_time)
         return pos, frame, refused
 
     def _time_at(self, buf: bytes, pos: int) -> float:
-        sec, fraction = self._record(buf, pos)[:2]
+        if self._clock is not None:
+            return self._clock(buf, pos)
+        sec, fraction = self._stamp(buf, pos)
         return sec + fraction / self._divisor
 
     def _flush(self, buf: bytes) -> None:
