@@ -125,6 +125,25 @@ def test_interleaved_associations(acks, tmp_path):
 KINDS = ["drop", "duplicate", "reorder", "flip", "cut", "retransmit-into-run"]
 
 
+def _damage(units: list, index: int, kind: str, rng: random.Random) -> bool:
+    """Damage the records around ``index`` in one of the ways any capture format can
+    suffer; False for a kind this does not do."""
+    if kind == "drop":
+        del units[index]
+    elif kind == "duplicate":
+        units.insert(index + rng.randrange(1, 4), units[index])
+    elif kind == "reorder":
+        units.insert(index + rng.randrange(2, 6), units.pop(index))
+    elif kind == "flip":
+        # In the TCP/IP headers or the first bytes of the payload, where PDU headers sit.
+        units[index] = flip(units[index], [rng.randrange(14, 120)], [rng.randrange(1, 256)])
+    elif kind == "retransmit-into-run":
+        units.insert(index + 20, units[index - rng.randrange(0, 8)])
+    else:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_damage_inside_a_run(kind, tmp_path):
     """Damage where the lane runs: it must hand over to the ordinary path exactly."""
@@ -137,18 +156,7 @@ def test_damage_inside_a_run(kind, tmp_path):
     for example in range(max(4, EXAMPLES // 2)):
         units = list(capture.units)
         index = rng.randrange(10, count - 5)
-        if kind == "drop":
-            del units[index]
-        elif kind == "duplicate":
-            units.insert(index + rng.randrange(1, 4), units[index])
-        elif kind == "reorder":
-            units.insert(index + rng.randrange(2, 6), units.pop(index))
-        elif kind == "flip":
-            # In the TCP/IP headers or the first bytes of the payload, where PDU headers sit.
-            units[index] = flip(units[index], [rng.randrange(14, 120)], [rng.randrange(1, 256)])
-        elif kind == "retransmit-into-run":
-            units.insert(index + 20, units[index - rng.randrange(0, 8)])
-        else:
+        if not _damage(units, index, kind, rng):  # a cut
             cut = sum(len(u.raw) for u in units[:index]) + rng.randrange(1, len(units[index].raw))
             path = tmp_path / f"{kind}{example}.pcap"
             path.write_bytes((capture.head + b"".join(u.raw for u in units))[:cut])
@@ -244,16 +252,8 @@ def test_damage_inside_a_run_pcapng(kind, tmp_path):
         units = list(packets)
         index = rng.randrange(10, count - 30)
         interface, stamp, data, wirelen = _fields(units[index])
-        if kind == "drop":
-            del units[index]
-        elif kind == "duplicate":
-            units.insert(index + rng.randrange(1, 4), units[index])
-        elif kind == "reorder":
-            units.insert(index + rng.randrange(2, 6), units.pop(index))
-        elif kind == "flip":
-            units[index] = flip(units[index], [rng.randrange(14, 120)], [rng.randrange(1, 256)])
-        elif kind == "retransmit-into-run":
-            units.insert(index + 20, units[index - rng.randrange(0, 8)])
+        if _damage(units, index, kind, rng):
+            pass
         elif kind == "blocks-between":
             for offset, make_block in enumerate(rng.sample([isb, nrb, custom], 3)):
                 units.insert(index + offset * rng.randrange(1, 5), _block(make_block()))

@@ -208,20 +208,13 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
     if lane is not None and not lane.configure(reader.endian, reader.nano, linktype):
         lane = None
     try_lane = False
-    mapped = reader.map
-    if mapped is not None:
-        buf, pos, read = mapped, 24, _nothing  # the whole file is there already
-        release = hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
-        released = 0
-    else:
-        buf, pos, read, release = b"", 0, reader.f.read, False
+    buf, pos, read, release = _source(reader, 24, b"")
+    released = 0
     frame = 0
     try:
         while True:
             if release and pos - released >= _WINDOW:
-                start = released
-                released = pos - pos % mmap.PAGESIZE
-                mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
+                released = _hand_back(buf, released, pos)
             if len(buf) - pos < 16:
                 more = read(_BLOCK)
                 if not more:
@@ -270,6 +263,25 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
 
 def _nothing(size: int) -> bytes:
     return b""
+
+
+def _source(reader: _CaptureFile, first: int, head: bytes) -> tuple:
+    """(buffer, position of the first record, read more, hand pages back?) for a reader.
+
+    A mapped file is all there from the start (reading more gives nothing); otherwise
+    the buffer starts with ``head``, the bytes already read, and grows by blocks."""
+    mapped = reader.map
+    if mapped is not None:
+        return mapped, first, _nothing, hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+    return head, 0, reader.f.read, False
+
+
+def _hand_back(mapped: mmap.mmap, released: int, pos: int) -> int:
+    """Give the pages of a mapped file before ``pos`` back to the system (they were read
+    and are not needed again, so resident memory stays flat); returns the new mark."""
+    end = pos - pos % mmap.PAGESIZE
+    mapped.madvise(mmap.MADV_DONTNEED, released, end - released)
+    return end
 
 
 def _pcapng_structs(endian: str) -> tuple[Callable, Callable, Callable]:
@@ -341,21 +353,14 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
     interfaces: list[tuple[int, int, int, int]] = []
     lane_link: int | None = None  # the link type the lane was configured for
     try_lane = False
-    mapped = reader.map
-    if mapped is not None:
-        buf, pos, read = mapped, 0, _nothing  # the whole file is there already
-        release = hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
-        released = 0
-    else:
-        buf, pos, read, release = reader.head, 0, reader.f.read, False
+    buf, pos, read, release = _source(reader, 0, reader.head)
+    released = 0
     frame = 0
     time = 0.0  # the last packet's: a Simple Packet Block has none of its own
     try:
         while True:
             if release and pos - released >= _WINDOW:
-                start = released
-                released = pos - pos % mmap.PAGESIZE
-                mapped.madvise(mmap.MADV_DONTNEED, start, released - start)
+                released = _hand_back(buf, released, pos)
             if len(buf) - pos < 12:  # less than the smallest block
                 more = read(_BLOCK)
                 if not more:
