@@ -392,8 +392,8 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                     continue
                 _cut(on_problem, frame)
                 return
-            if kind == _EPB:
-                if try_lane:
+            if kind == _EPB or kind == _OPB:
+                if try_lane and kind == _EPB:
                     # The block is whole in the buffer: the lane takes it (and more, up to a
                     # window's end), or says no.
                     before = pos
@@ -405,7 +405,8 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                 if total < 32:
                     _unreadable(on_problem, frame, f"a packet block of {total} bytes")
                     return
-                number, high, low, caplen, wirelen = enhanced(buf, pos + 8)
+                fields = enhanced if kind == _EPB else obsolete  # the obsolete one: a 16-bit interface
+                number, high, low, caplen, wirelen = fields(buf, pos + 8)
                 if caplen + 32 > total:
                     _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}")
                     return
@@ -444,34 +445,17 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                 interfaces = []  # a new section declares its interfaces anew
                 if lane is not None and lane_link is not None:
                     lane.configure(endian, False, lane_link, _clock(endian, interfaces), 0)
-            elif kind == _OPB or kind == _SPB:
-                if kind == _OPB:
-                    if total < 32:
-                        _unreadable(on_problem, frame, f"a packet block of {total} bytes")
-                        return
-                    number, high, low, caplen, wirelen = obsolete(buf, pos + 8)
-                    if caplen + 32 > total:
-                        _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}")
-                        return
-                    data_at = pos + 28
-                else:
-                    if total < 16:
-                        _unreadable(on_problem, frame, f"a packet block of {total} bytes")
-                        return
-                    number, data_at = 0, pos + 12
-                    wirelen = block_head(buf, pos + 4)[1]
-                    caplen = min(wirelen, total - 16)
-                    if interfaces and interfaces[0][3]:
-                        caplen = min(caplen, interfaces[0][3])
-                try:
-                    linktype, units, offset, _ = interfaces[number]
-                except IndexError:
-                    linktype, units, offset = -1, _MICRO, 0
-                if kind == _OPB:
-                    seconds, fraction = divmod(high << 32 | low, units)
-                    time = seconds + fraction / units + offset
-                frame += 1
-                yield frame, time, linktype, buf[data_at:data_at + caplen], wirelen
+            elif kind == _SPB:
+                if total < 16:
+                    _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                    return
+                wirelen = block_head(buf, pos + 4)[1]
+                caplen = min(wirelen, total - 16)
+                if interfaces and interfaces[0][3]:
+                    caplen = min(caplen, interfaces[0][3])
+                linktype = interfaces[0][0] if interfaces else -1
+                frame += 1  # no timestamp of its own: the time of the packet before
+                yield frame, time, linktype, buf[pos + 12:pos + 12 + caplen], wirelen
                 try_lane = lane is not None and lane.active
             pos = end  # any other block (name resolution, statistics, secrets...) is passed over
     finally:
