@@ -322,3 +322,96 @@ def test_gzip_pcapng_by_the_lane(cut, tmp_path):
         assert _without_capture(fast) == _without_capture(_tables(source)[0])
     else:
         assert any("gzip-compressed capture is cut short" in text for text in problems), problems
+
+
+# -- real peers -------------------------------------------------------------------------------
+
+
+def _record_real_bulk(path: Path, mss: int | None, instances: int = 4) -> dict:
+    """A pynetdicom SCU retrieving ``instances`` CT images of 1 MiB of pixels each from a
+    pynetdicom SCP over loopback, recorded by tcpdump. ``mss``: the SCU's socket announces
+    this Maximum Segment Size, so that the SCP's data comes in Ethernet-size segments."""
+    import socket
+
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as StudyGet
+    from pynetdicom.transport import AssociationSocket
+    from test_tshark_differential import FRESH_TIMEOUT, _ct_dataset, _free_port, _tcpdump
+
+    datasets = []
+    for n in range(1, instances + 1):
+        ds = _ct_dataset(n)
+        ds.Rows, ds.Columns = 512, 1024
+        ds.PixelData = bytes(range(256)) * (512 * 1024 * 2 // 256)
+        datasets.append(ds)
+
+    def on_get(event):
+        yield len(datasets)
+        for ds in datasets:
+            yield 0xFF00, ds
+
+    create = AssociationSocket._create_socket
+
+    def create_with_mss(self, address):
+        sock = create(self, address)
+        if mss is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+        return sock
+
+    port = _free_port()
+    scp = AE(ae_title="BULKSCP")
+    scp.acse_timeout = scp.dimse_timeout = scp.network_timeout = FRESH_TIMEOUT
+    scp.add_supported_context(StudyGet, [ImplicitVRLittleEndian])
+    scp.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian], scu_role=False, scp_role=True)
+    server = scp.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_GET, on_get)])
+    stored: list[int] = []
+    assoc = None
+    AssociationSocket._create_socket = create_with_mss
+    try:
+        with _tcpdump(path, port, buffer_kib=65536):
+            scu = AE(ae_title="BULKSCU")
+            scu.acse_timeout = scu.dimse_timeout = scu.network_timeout = FRESH_TIMEOUT
+            scu.add_requested_context(StudyGet, [ImplicitVRLittleEndian])
+            scu.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+
+            def on_store(event):
+                stored.append(len(event.request.DataSet.getvalue()))
+                return 0x0000
+
+            assoc = scu.associate("127.0.0.1", port, ae_title="BULKSCP",
+                                  ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                                  evt_handlers=[(evt.EVT_C_STORE, on_store)])
+            assert assoc.is_established, "association was not established"
+            query = Dataset()
+            query.QueryRetrieveLevel = "STUDY"
+            query.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.4711.99"
+            statuses = [int(status.Status) for status, _ in assoc.send_c_get(query, StudyGet, msg_id=1)]
+            assoc.release()
+    finally:
+        AssociationSocket._create_socket = create
+        if assoc is not None and assoc.is_established:
+            assoc.abort()
+        server.shutdown()
+    return {"stored": stored, "statuses": statuses}
+
+
+@pytest.mark.parametrize("mss", [1448, None], ids=["ethernet-mss", "loopback-mss"])
+def test_real_peers_bulk_retrieve(mss, tmp_path):
+    """Real TCP stacks (timestamps, ACKs back, PSH flags) and real pynetdicom PDUs: the lane
+    must take the bulk and the tables must be exactly those of the ordinary path."""
+    tmp_path.chmod(0o755)
+    path = tmp_path / "bulk.pcap"
+    seen = _record_real_bulk(path, mss)
+    assert seen["statuses"][-1] == 0x0000 and len(seen["stored"]) == 4, seen
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+    # Most records are the middle of the four 1 MiB data sets.
+    assert taken > (0.6 if mss else 0.5) * frames, (taken, frames)
+    subs = fast["sub_operations"]
+    # What the storage SCP received is what we counted, data set by data set.
+    assert sorted(row["dataset_bytes"] for row in subs) == sorted(seen["stored"])
+    [operation] = fast["operations"]
+    assert operation["completed"] == 4 and operation["status_hex"] == "0x0000"

@@ -440,8 +440,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def _tcpdump(path: Path, port: int):
+def _tcpdump(path: Path, port: int, buffer_kib: int | None = None):
     cmd = [_tcpdump_path(), "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(path), f"tcp port {port}"]
+    if buffer_kib:  # bulk over loopback outruns the default capture buffer: frames get dropped
+        cmd[1:1] = ["-B", str(buffer_kib)]
     if os.geteuid() == 0:
         cmd[1:1] = ["-Z", "root"]  # keep writing into a 0700 temp dir
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

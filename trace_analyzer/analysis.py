@@ -121,7 +121,8 @@ class CaptureAnalyzer:
         session, src, dst = flow.owner
         self._tcp.advance(src, dst, flow.count, flow.frame, flow.time, flow.ack_frame, flow.ack_time)
         if flow.count:
-            session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame, flow.run_time)
+            session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame, flow.run_time,
+                             flow.size, flow.header)
 
     def _lane_records(self, records: int, captured: int, time: float) -> None:
         self.lane_records += records

@@ -222,20 +222,21 @@ class AssociationSession:
             return None
         return side.reader.elided_run()
 
-    def skip_run(self, src: str, count: int, whole: int, first_frame: int, frame: int, time: float) -> None:
-        """``count`` bytes from ``src`` were counted by the fast lane: they completed ``whole``
-        PDUs of the current run (the last at ``frame``) and began the next in ``first_frame``."""
+    def skip_run(self, src: str, count: int, whole: int, first_frame: int, frame: int, time: float,
+                 size: int, header: bytes) -> None:
+        """``count`` bytes from ``src`` were counted by the fast lane, in PDUs of ``size`` bytes
+        opened by ``header``: they completed ``whole`` PDUs (the last at ``frame``) and began
+        the next in ``first_frame``, unless they ended with a PDU."""
         side = self._sides[src]
-        reader = side.reader
-        length, header = reader.skip_run(count, whole, first_frame)
+        side.reader.skip_run(count, whole, first_frame, size, header)
         if not whole:
             return
-        side.assembler.count_data(whole * (length - 6))
+        side.assembler.count_data(whole * (size - 12))
         record = self.record
         record.pdus += whole
         record.end_time = max(record.end_time, time)
         record.last_frame = max(record.last_frame, frame)
-        self._notify("p_data_run", run=PduRun(whole, length, header, reader.position, frame, time),
+        self._notify("p_data_run", run=PduRun(whole, size - 6, header, side.reader.position, frame, time),
                      sender=self._sender(src), frame=frame, time=time)
 
     def end(self, frame: int, time: float) -> None:

@@ -260,27 +260,35 @@ class BulkLane:
                 if length < left:
                     left -= length
                 else:
-                    # PDU boundaries in this segment: each next header must be whole and
-                    # identical to the run's, or the record goes the ordinary way.
+                    # The current PDU ends ``left`` bytes in (0: it ended with the last segment);
+                    # each PDU begun here must open with the run's header, whole in this segment,
+                    # or the record goes the ordinary way. A PDU that ends is counted where its
+                    # last byte is, so its frame is exact.
+                    step = flow.size
+                    if not step and left:
+                        refused = True  # a PDU unlike the last one framed: the ordinary path ends it
+                        break
                     payload = pos + start + ip + 20 + offset
-                    header, step = flow.header, flow.size
+                    header = flow.header
                     boundary = left
-                    whole = 0
+                    whole = 1 if left else 0
                     while boundary < length:
                         at_header = payload + boundary
                         if boundary + 12 > length or buf[at_header:at_header + 12] != header:
                             break
-                        whole += 1
                         boundary += step
-                    if boundary <= length:
-                        # A header cut by the segment's end or not the run's, or a PDU ending
-                        # with the segment (the ordinary path then dates its end exactly).
-                        refused = True
+                        if boundary <= length:
+                            whole += 1
+                    if boundary < length:
+                        refused = True  # a header cut by the segment's end, or not the run's
                         break
+                    if boundary - step < length:  # a PDU began in this segment (and may go on)
+                        flow.first_frame = frame + 1
                     left = boundary - length
-                    flow.whole += whole
-                    flow.first_frame = flow.run_frame = frame + 1
-                    flow.run_at = pos
+                    if whole:
+                        flow.whole += whole
+                        flow.run_frame = frame + 1
+                        flow.run_at = pos
                 seq_now = (seq_now + length) & 0xFFFFFFFF
                 count += length
             frame += 1

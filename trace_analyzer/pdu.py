@@ -348,22 +348,27 @@ class PduReader:
             return left, self._last_header
         return left, None
 
-    def skip_run(self, count: int, whole: int, first_frame: int) -> tuple[int, bytes]:
-        """``count`` more bytes arrived, counted elsewhere (the fast lane). They completed
-        ``whole`` PDUs (the current one first) identical to the current one; the bytes after
-        the last of them open the next, identical one, which began in ``first_frame``.
-        Returns the PDU-length of those PDUs and the 12 bytes that open each."""
-        buf = self._buf
-        if whole:  # only runs that keep no head cross PDUs (see elided_run)
-            received = len(buf) + self._elided + count - whole * self._need
-            self._pos += whole * self._need
-            del buf[RUN_HEADER:]
-            self._elided = received - RUN_HEADER
-            self._mark_positions[:] = [self._pos]
-            self._mark_frames[:] = [first_frame]
-        else:
+    def skip_run(self, count: int, whole: int, first_frame: int, size: int, header: bytes) -> None:
+        """``count`` more bytes arrived, counted elsewhere (the fast lane), in PDUs of the
+        current run: ``size`` bytes each, opened by ``header``. They completed ``whole`` PDUs
+        (the current one first, if one was being received); bytes after the last of them
+        open the next, which began in ``first_frame``, unless they ended with a PDU."""
+        if not whole and self._eliding:
             self._elided += count
-        return self._need - 6, bytes(buf[:RUN_HEADER])
+            return
+        buf = self._buf
+        received = (len(buf) + self._elided if self._eliding else 0) + count - whole * size
+        self._pos += whole * size
+        buf.clear()
+        self._mark_positions.clear()
+        self._mark_frames.clear()
+        if received:  # the middle of the next PDU of the run
+            buf += header
+            self._eliding, self._elided, self._need = True, received - RUN_HEADER, size
+            self._mark_positions.append(self._pos)
+            self._mark_frames.append(first_frame)
+        else:  # between two PDUs
+            self._eliding, self._elided, self._need = False, 0, 6
 
     def _frame_at(self, position: int) -> int:
         """The frame that held the byte at stream ``position`` (still buffered)."""
