@@ -415,3 +415,35 @@ def test_real_peers_bulk_retrieve(mss, tmp_path):
     assert sorted(row["dataset_bytes"] for row in subs) == sorted(seen["stored"])
     [operation] = fast["operations"]
     assert operation["completed"] == 4 and operation["status_hex"] == "0x0000"
+
+
+def test_real_dcmtk_peers_bulk_retrieve(tmp_path):
+    """DCMTK getscu retrieving five 1 MiB CT images from DCMTK dcmqrscp over loopback."""
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from samples.capture import free_port
+    from samples.dcmtk import DcmQrScp, run_getscu
+    from samples.instances import study_instances, study_uid
+    from test_tshark_differential import _tcpdump
+
+    tmp_path.chmod(0o755)
+    datasets = study_instances(1)
+    for number, ds in enumerate(datasets):
+        ds.Rows, ds.Columns = 512, 1024
+        ds.PixelData = bytes((number + i) % 251 for i in range(256)) * (512 * 1024 * 2 // 256)
+    path = tmp_path / "dcmtk_bulk.pcap"
+    port = free_port()
+    with DcmQrScp(tmp_path, port, datasets) as scp:
+        with _tcpdump(path, port, buffer_kib=65536):
+            seen = run_getscu(port, tmp_path, {"StudyInstanceUID": study_uid(1)}, "STUDY",
+                              called_ae=scp.ae_title)
+    assert seen["files_written"] == len(datasets), seen
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+    assert taken > 0.5 * frames, (taken, frames)
+    assert fast["problems"] == []
+    [operation] = fast["operations"]
+    assert operation["completed"] == len(datasets) and operation["status_hex"] == "0x0000"
+    sizes = [row["dataset_bytes"] for row in fast["sub_operations"]]
+    assert len(sizes) == len(datasets) and min(sizes) > 1024 * 1024, sizes
