@@ -92,7 +92,7 @@ class BulkLane:
         self.on_flush: Callable[[LaneFlow], None] | None = None
         #: on_records(records, captured bytes, last time): capture-level totals.
         self.on_records: Callable[[int, int, float], None] | None = None
-        self._record = struct.Struct("<IIII").unpack_from
+        self._record = struct.Struct("<8xI").unpack_from  # a pcap record's captured length
         self._headers = struct.Struct(_HEADERS.format("2")).unpack_from
         self._stamp = struct.Struct("<II").unpack_from
         self._divisor = 1e6
@@ -114,7 +114,7 @@ class BulkLane:
         self._pcapng = clock is not None
         self._clock = clock
         if clock is None:
-            self._record = struct.Struct(endian + "IIII").unpack_from
+            self._record = struct.Struct(endian + "8xI").unpack_from
             self._stamp = struct.Struct(endian + "II").unpack_from
             self._divisor = 1e9 if nano else 1e6
         else:
@@ -212,7 +212,7 @@ class BulkLane:
                     break
                 end = pos + block
             else:
-                caplen = record(buf, pos)[2]
+                caplen = record(buf, pos)[0]
                 end = pos + 16 + caplen
             if end > size:
                 break
