@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fuzz_support import EXAMPLES, CaptureFile, Unit, flip, split_capture
+from fuzz_support import EXAMPLES, FUZZ, CaptureFile, Unit, flip, split_capture
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trace_analyzer.analysis import Analysis, analyze_capture
 
@@ -447,3 +449,46 @@ def test_real_dcmtk_peers_bulk_retrieve(tmp_path):
     assert operation["completed"] == len(datasets) and operation["status_hex"] == "0x0000"
     sizes = [row["dataset_bytes"] for row in fast["sub_operations"]]
     assert len(sizes) == len(datasets) and min(sizes) > 1024 * 1024, sizes
+
+
+# -- fuzzing: any mix of damage, lane or no lane ---------------------------------------------
+
+_FUZZ_SOURCE: dict[str, CaptureFile] = {}
+
+
+def _fuzz_source(folder: Path) -> CaptureFile:
+    """Two associations, small PDUs (many boundaries inside segments), ACKs back now and then."""
+    if "capture" not in _FUZZ_SOURCE:
+        path = folder / "fuzz_source.pcap"
+        make(str(path), 4, 40_000, 1448, 4096, 2)
+        mixed = _interleave(path.read_bytes(), random.Random("fuzz-source"), acks=True)
+        path.write_bytes(mixed)
+        # Undamaged, the lane must take a good share: else the comparisons prove nothing.
+        assert _assert_same(path) > 0.3 * len(split_capture(mixed).units)
+        _FUZZ_SOURCE["capture"] = split_capture(mixed)
+    return _FUZZ_SOURCE["capture"]
+
+
+_DAMAGE = st.tuples(st.sampled_from(KINDS[:4] + ["retransmit-into-run", "ack-storm"]),
+                    st.floats(0.0, 1.0), st.integers(0, 2**16))
+
+
+@FUZZ
+@given(damages=st.lists(_DAMAGE, min_size=1, max_size=4), cut=st.none() | st.floats(0.05, 1.0))
+def test_fuzzed_damage_same_with_and_without_lane(tmp_path_factory, damages, cut):
+    folder = tmp_path_factory.mktemp("lanefuzz")
+    capture = _fuzz_source(tmp_path_factory.getbasetemp())
+    units = list(capture.units)
+    for kind, where, seed in damages:
+        rng = random.Random(seed)
+        index = min(len(units) - 25, max(10, int(where * len(units))))
+        if kind == "ack-storm":  # bare ACKs back, many in a row, in the middle of a run
+            units[index:index] = [_ack_for(units[index])] * rng.randrange(1, 6)
+        else:
+            _damage(units, index, kind, rng)
+    raw = CaptureFile("pcap", capture.head, units, True).to_bytes()
+    if cut is not None:
+        raw = raw[:max(25, int(cut * len(raw)))]
+    path = folder / "damaged.pcap"
+    path.write_bytes(raw)
+    _assert_same(path)
