@@ -2,9 +2,12 @@
 
 Wires the layers together: capture records -> TCP segments -> reassembled
 streams -> association sessions (PDUs, DIMSE messages) -> primitives ->
-C-GET correlation. This module and :mod:`.capture` are the only places that
-know about files; :class:`CaptureAnalyzer` itself takes records from any
-source, so a live packet feed can drive it the same way.
+C-GET correlation, with the rules engine told of every event. This module and
+:mod:`.capture` are the only places that know about files;
+:class:`CaptureAnalyzer` itself takes records from any source, so a live
+packet feed can drive it the same way. When the records come from a capture
+file's buffer, its :class:`~trace_analyzer.lane.BulkLane` counts the middle
+of C-STORE data sets there and hands the counts to the layers (see lane.py).
 """
 
 from __future__ import annotations

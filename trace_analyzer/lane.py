@@ -13,12 +13,15 @@ direction is in such a run and the TCP layer says that direction is in
 order. :meth:`BulkLane.skip` is then handed the capture reader's buffer and
 walks the records itself (pcap records, or pcapng Enhanced Packet Blocks): a
 record that continues an armed flow (next sequence number, no SYN/FIN/RST,
-whole payload captured, and each PDU header in it identical to the run's) or
-is a bare ACK back is counted and passed over; any other record stops the
-walk and goes down the ordinary path, after what was counted has been handed
-to the layers (:meth:`flush`). Findings and tables come out the same either
-way (tests/test_lane.py compares the two on every sample capture). Only IPv4
-without options is taken; everything else takes the ordinary path. No I/O.
+whole payload captured, and each PDU header in it identical to the last PDU
+framed by the ordinary path) or is a bare ACK back is counted and passed
+over; any other record stops the walk and goes down the ordinary path, after
+what was counted has been handed to the layers (:meth:`flush`). A PDU that
+ends in a counted record is counted complete there, so frames stay exact.
+Findings and tables come out the same either way (tests/test_lane.py compares
+the two on samples, generated and fuzzed captures, and real peers' traffic).
+Only IPv4 without options is taken; everything else takes the ordinary path.
+No I/O.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from .packets import (
     LINKTYPE_RAW,
 )
 
-_SEQ = struct.Struct(">I").unpack_from
-
 
 class LaneFlow:
     """One armed direction of a TCP connection, and what the lane counted for it."""
@@ -50,9 +51,9 @@ class LaneFlow:
         self.key = key  # IPv4 source, destination, source port, destination port as on the wire
         self.back_key = back_key
         self.seq = seq  # next sequence number wanted
-        self.left = left  # bytes of the current PDU still to come
+        self.left = left  # bytes of the current PDU still to come (0: the next begins next)
         self.header = header  # the 12 bytes that open each PDU of the run
-        self.size = size  # each PDU's whole size, header included
+        self.size = size  # each PDU's whole size, header included (0: none may end here)
         self.owner = owner  # the pipeline's handle (which session and endpoints)
         self.clear()
 
