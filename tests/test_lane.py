@@ -492,3 +492,47 @@ def test_fuzzed_damage_same_with_and_without_lane(tmp_path_factory, damages, cut
     path = folder / "damaged.pcap"
     path.write_bytes(raw)
     _assert_same(path)
+
+
+def _tagged(unit: Unit, vlan: int = 20) -> Unit:
+    """The record with an 802.1Q tag inserted after the MAC addresses."""
+    header, frame = unit.raw[:16], unit.raw[16:]
+    data = frame[:12] + struct.pack(">HH", 0x8100, vlan) + frame[12:]
+    sec, usec = struct.unpack_from("<II", header)
+    return Unit(struct.pack("<IIII", sec, usec, len(data), len(data)) + data, True, 16)
+
+
+def _reset_from(unit: Unit) -> Unit:
+    """An RST from the sender of this (untagged) record."""
+    header, frame = unit.raw[:16], bytearray(unit.raw[16:16 + 54])
+    frame[16:18] = (40).to_bytes(2, "big")
+    frame[47] = 0x14  # RST, ACK
+    sec, usec = struct.unpack_from("<II", header)
+    return Unit(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + bytes(frame), True, 16)
+
+
+def test_other_direction_in_another_link_form_disarms(tmp_path):
+    """The data come untagged while the other direction is VLAN-tagged (a SPAN port seeing
+    the two directions on two VLANs), and that other direction resets the connection in the
+    middle of a run: the lane must let go at once, and the data after the reset must not be
+    counted into a connection that is gone."""
+    source = tmp_path / "run.pcap"
+    make(str(source), 3, 200_000, 1448, 16384, 1)
+    capture = split_capture(source.read_bytes())
+    client_port = capture.units[0].raw[16 + 34:16 + 36]  # the SYN's source port
+    units = [_tagged(u) if u.raw[16 + 34:16 + 36] == client_port else u for u in capture.units]
+    baseline = tmp_path / "tagged.pcap"
+    baseline.write_bytes(CaptureFile("pcap", capture.head, units, True).to_bytes())
+    assert _assert_same(baseline) > 0.5 * len(units)  # the data direction still goes by the lane
+    client_records = [i for i, u in enumerate(units) if u.raw[16 + 12:16 + 14] == b"\x81\x00"]
+    # In the middle of the second data set: a record of the client's, made an RST.
+    middle = len(units) // 2
+    after = next(i for i in client_records if i > middle // 2)
+    reset = _tagged(_reset_from(capture.units[after]))
+    for at in (middle, middle + 7, middle + 30):
+        damaged = units[:at] + [reset] + units[at:]
+        path = tmp_path / f"reset{at}.pcap"
+        path.write_bytes(CaptureFile("pcap", capture.head, damaged, True).to_bytes())
+        fast, slow, taken, frames = _both(path)
+        assert fast == slow
+        assert taken > 0

@@ -101,7 +101,7 @@ class CaptureAnalyzer:
         summary.tcp_frames += 1
         lane = self.lane
         if lane is not None and lane.flows:
-            lane.forget(data)
+            lane.forget(segment.src, segment.dst)
         for event in self._tcp.feed(segment, frame, time):
             self._tcp_event(event)
         if self._bulk_candidate is not None:
@@ -118,7 +118,7 @@ class CaptureAnalyzer:
         dst = session.peer_of(src)
         seq = self._tcp.next_sequence(src, dst)
         if seq is not None:
-            self.lane.arm(data, seq, run[0], run[1], (session, src, dst))
+            self.lane.arm(data, (src, dst), seq, run[0], run[1], (session, src, dst))
 
     def _lane_flush(self, flow: LaneFlow) -> None:
         session, src, dst = flow.owner

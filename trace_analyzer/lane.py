@@ -42,19 +42,20 @@ from .packets import (
 class LaneFlow:
     """One armed direction of a TCP connection, and what the lane counted for it."""
 
-    __slots__ = ("key", "back_key", "seq", "left", "header", "size", "owner",
+    __slots__ = ("key", "back_key", "seq", "left", "header", "size", "owner", "endpoints",
                  "count", "whole", "first_frame", "run_frame", "run_at", "run_time", "frame", "at", "time",
                  "ack_frame", "ack_at", "ack_time")
 
     def __init__(self, key: bytes, back_key: bytes, seq: int, left: int, header: bytes, size: int,
-                 owner: object) -> None:
+                 owner: object, endpoints: tuple[str, str]) -> None:
         self.key = key  # IPv4 source, destination, source port, destination port as on the wire
         self.back_key = back_key
         self.seq = seq  # next sequence number wanted
         self.left = left  # bytes of the current PDU still to come (0: the next begins next)
         self.header = header  # the 12 bytes that open each PDU of the run
         self.size = size  # each PDU's whole size, header included (0: none may end here)
-        self.owner = owner  # the pipeline's handle (which session and endpoints)
+        self.owner = owner  # the pipeline's handle (which session)
+        self.endpoints = endpoints  # (source, destination), as the packet layer names them
         self.clear()
 
     def clear(self) -> None:
@@ -89,6 +90,7 @@ class BulkLane:
     def __init__(self) -> None:
         self.flows: dict[bytes, LaneFlow] = {}
         self.acks: dict[bytes, LaneFlow] = {}  # the reverse key of each flow
+        self._pairs: dict[tuple[str, str], LaneFlow] = {}  # both orders of each flow's endpoints
         #: on_flush(flow): hand what the lane counted for ``flow`` to the layers.
         self.on_flush: Callable[[LaneFlow], None] | None = None
         #: on_records(records, captured bytes, last time): capture-level totals.
@@ -146,11 +148,12 @@ class BulkLane:
             return None
         return bytes(frame[ip + 12:ip + 24]), ip
 
-    def arm(self, frame: bytes | memoryview, seq: int, left: int, header: bytes | None,
-            owner: object) -> None:
-        """Arm the direction ``frame`` was sent in: its next sequence number ``seq``, ``left``
-        bytes to the end of the current PDU, and ``header``, the 12 bytes that open each PDU
-        the lane may count after it (None: the lane stops at the end of this one)."""
+    def arm(self, frame: bytes | memoryview, endpoints: tuple[str, str], seq: int, left: int,
+            header: bytes | None, owner: object) -> None:
+        """Arm the direction ``frame`` was sent in (``endpoints``: its source and destination as
+        the packet layer names them): its next sequence number ``seq``, ``left`` bytes to the end
+        of the current PDU, and ``header``, the 12 bytes that open each PDU the lane may count
+        after it (None: the lane stops at the end of this one)."""
         found = self._key_at(frame)
         if found is None or left <= 0:
             return
@@ -162,22 +165,26 @@ class BulkLane:
             header, size = b"-", 0  # no 12-byte slice equals it: no boundary is crossed
         else:
             header, size = bytes(header), 6 + int.from_bytes(header[2:6], "big")
-        flow = LaneFlow(key, back, seq, left, header, size, owner)
+        flow = LaneFlow(key, back, seq, left, header, size, owner, endpoints)
         self.flows[key] = flow
         self.acks[back] = flow
+        self._pairs[endpoints] = self._pairs[endpoints[::-1]] = flow
 
-    def forget(self, frame: bytes | memoryview) -> None:
-        """A record of this connection takes the ordinary path: disarm its flow."""
-        found = self._key_at(frame)
-        if found is None:
-            return
-        flow = self.flows.get(found[0]) or self.acks.get(found[0])
+    def forget(self, src: str, dst: str) -> None:
+        """A record between these endpoints takes the ordinary path: disarm their flow.
+
+        By endpoints, as the packet layer decoded them, not by the lane's own key: the
+        record may differ in form from the flow's (the other direction VLAN-tagged, or
+        with IP options), and the ordinary path may change the connection's state."""
+        flow = self._pairs.get((src, dst))
         if flow is not None:
             del self.flows[flow.key], self.acks[flow.back_key]
+            del self._pairs[flow.endpoints], self._pairs[flow.endpoints[::-1]]
 
     def clear(self) -> None:
         self.flows.clear()
         self.acks.clear()
+        self._pairs.clear()
 
     def skip(self, buf: bytes, pos: int, frame: int, size: int) -> tuple[int, int, bool]:
         """Count the records from ``pos`` on, up to ``size``, that continue armed flows.
