@@ -68,11 +68,12 @@ class PcapWriter:
 
 class Conversation:
     def __init__(self, writer: PcapWriter, client: tuple[str, int], server: tuple[str, int],
-                 mss: int) -> None:
+                 mss: int, acks: bool = False) -> None:
         self.writer = writer
         self.ends = {"c": client, "s": server}
         self.seq = {"c": 1000, "s": 500000}
         self.mss = mss
+        self.acks = acks  # the receiver acknowledges every second segment, as TCP's delayed ACK does
         self.send("c", b"", 0x02)
         self.send("s", b"", 0x12)
         self.send("c", b"", 0x10)
@@ -85,17 +86,19 @@ class Conversation:
             self.writer.segment(src, dst, self.seq[side], self.seq[other], flags, b"")
             self.seq[side] += 1 if flags & 0x03 else 0
             return
-        for offset in range(0, len(data), self.mss):
+        for number, offset in enumerate(range(0, len(data), self.mss), 1):
             chunk = view[offset:offset + self.mss]
             self.writer.segment(src, dst, self.seq[side], self.seq[other], flags, chunk)
             self.seq[side] += len(chunk)
+            if self.acks and number % 2 == 0:
+                self.writer.segment(dst, src, self.seq[other], self.seq[side], 0x10, b"")
 
 
 def write_association(writer: PcapWriter, index: int, instances: int, size: int, mss: int,
-                      max_pdu: int) -> None:
+                      max_pdu: int, acks: bool = False) -> None:
     client = ("127.0.0.1", 40000 + index)
     server = ("127.0.0.2", 11112)
-    talk = Conversation(writer, client, server, mss)
+    talk = Conversation(writer, client, server, mss, acks)
     contexts = [(1, PATIENT_ROOT_GET, 0), (3, CT, 0)]
     talk.send("c", associate(True, contexts, roles=[(CT, 0, 1)], max_pdu=max_pdu))
     talk.send("s", associate(False, contexts, roles=[(CT, 0, 1)], max_pdu=max_pdu))
@@ -117,12 +120,13 @@ def write_association(writer: PcapWriter, index: int, instances: int, size: int,
     talk.send("s", release_rp())
 
 
-def make(path: str, instances: int, size: int, mss: int, max_pdu: int, associations: int) -> int:
+def make(path: str, instances: int, size: int, mss: int, max_pdu: int, associations: int,
+         acks: bool = False) -> int:
     """Write the capture; returns the number of packets."""
     writer = PcapWriter(path)
     per_association = max(1, instances // associations)
     for index in range(associations):
-        write_association(writer, index, per_association, size, mss, max_pdu)
+        write_association(writer, index, per_association, size, mss, max_pdu, acks)
     writer.close()
     return writer.packets
 
@@ -135,8 +139,10 @@ def main() -> None:
     parser.add_argument("--mss", type=int, default=1448, help="TCP payload per segment (65495 for loopback)")
     parser.add_argument("--max-pdu", type=int, default=16384)
     parser.add_argument("--associations", type=int, default=1)
+    parser.add_argument("--acks", action="store_true", help="a bare ACK back after every second segment")
     args = parser.parse_args()
-    packets = make(args.output, args.instances, args.size, args.mss, args.max_pdu, args.associations)
+    packets = make(args.output, args.instances, args.size, args.mss, args.max_pdu, args.associations,
+                   args.acks)
     print(f"{args.output}: {packets} packets, {Path(args.output).stat().st_size / 1e6:.1f} MB")
 
 

@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="write the captures here and keep them")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per tool, best time kept (scapy's dissection runs once)")
+    parser.add_argument("--acks", action="store_true",
+                        help="the receiver sends a bare ACK after every second segment, as real TCP does")
     parser.add_argument("--no-tshark", action="store_true",
                         help="leave tshark out (at 2 GB it takes about 9 minutes a run)")
     args = parser.parse_args()
@@ -155,9 +157,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     try:
         for name, mss in chosen.items():
-            path = folder / f"cget_{name}_{args.size_mb}MB.pcap"
+            path = folder / f"cget_{name}_{args.size_mb}MB{'_acks' if args.acks else ''}.pcap"
             packets = make(str(path), instances, args.instance_kb * 1024, mss, args.max_pdu,
-                           args.associations)
+                           args.associations, args.acks)
             bench(path, packets, folder / f"{path.stem}.json", args.repeat, not args.no_tshark)
     finally:
         if not args.keep:

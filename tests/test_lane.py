@@ -536,3 +536,14 @@ def test_other_direction_in_another_link_form_disarms(tmp_path):
         fast, slow, taken, frames = _both(path)
         assert fast == slow
         assert taken > 0
+
+
+def test_generated_bulk_with_acks_back(tmp_path):
+    # make_capture --acks: a bare ACK back after every second segment, as delayed ACK does.
+    path = tmp_path / "acks.pcap"
+    packets = make(str(path), 4, 200_000, 1448, 16384, 2, acks=True)
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow and frames == packets
+    acks = packets - make(str(tmp_path / "plain.pcap"), 4, 200_000, 1448, 16384, 2)
+    assert acks > 0.3 * packets
+    assert taken > 0.8 * packets, (taken, packets)  # the ACKs go by the lane too
