@@ -547,3 +547,116 @@ def test_generated_bulk_with_acks_back(tmp_path):
     acks = packets - make(str(tmp_path / "plain.pcap"), 4, 200_000, 1448, 16384, 2)
     assert acks > 0.3 * packets
     assert taken > 0.8 * packets, (taken, packets)  # the ACKs go by the lane too
+
+
+# -- what may happen in the middle of a data set -------------------------------------------
+
+
+def _pdus(stream: bytes) -> list[bytes]:
+    out, at = [], 0
+    while at < len(stream):
+        out.append(stream[at:at + 6 + int.from_bytes(stream[at + 2:at + 6], "big")])
+        at += len(out[-1])
+    return out
+
+
+def _store_stream(size: int, uid: str = "1.2.826.0.1.3680043.8.498.77.1") -> list[bytes]:
+    """The PDUs of one C-STORE-RQ (16 KiB PDUs) of a ``size``-byte data set."""
+    from builders import CT, command_set, identifier, message
+
+    command = command_set({0x0002: CT, 0x0100: 0x0001, 0x0110: 100, 0x0700: 0, 0x0800: 0x0001, 0x1000: uid})
+    header = identifier(SOPClassUID=CT, SOPInstanceUID=uid)
+    bulk = size - len(header) - 8
+    bulk -= bulk % 2
+    return _pdus(message(3, command, header + struct.pack("<HHI", 0x7FE0, 0x0010, bulk) + bytes(bulk)))
+
+
+def _mid_data_set_capture(path: Path, server_stream: bytes, client_between: bytes = b"",
+                          cut: int = 0, after_client: int = 0) -> None:
+    """SCU and SCP open an association and a C-GET; the SCP sends ``server_stream`` in
+    1448-byte segments. With ``client_between``, the SCU sends it after ``cut`` of those
+    segments and ``after_client`` more of them follow; then the SCP resets."""
+    from builders import CT, PATIENT_ROOT_GET, associate, c_get_rq
+    from fuzz_support import Conversation
+
+    talk = Conversation(("127.0.0.1", 40000), ("127.0.0.2", 11112), mss=1448)
+    contexts = [(1, PATIENT_ROOT_GET, 0), (3, CT, 0)]
+    talk.send("c", associate(True, contexts, roles=[(CT, 0, 1)], max_pdu=16384))
+    talk.send("s", associate(False, contexts, roles=[(CT, 0, 1)], max_pdu=16384))
+    talk.send("c", c_get_rq(1))
+    segments = list(talk.segments("s", server_stream))
+    if client_between:
+        talk.frames.extend(segments[:cut])
+        talk.send("c", client_between)
+        talk.frames.extend(segments[cut:cut + after_client])
+    else:
+        talk.frames.extend(segments)
+    talk.frames.append(talk._emit("s", 0x14))  # RST
+    records = [struct.pack("<IIII", 1_700_000_000, n, len(f), len(f)) + f for n, f in enumerate(talk.frames)]
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + b"".join(records))
+
+
+@pytest.mark.parametrize("foreign", ["release_rq", "release_rp", "abort"])
+@pytest.mark.parametrize("k", [3, 4, 5, 7])
+def test_the_sender_puts_another_pdu_between_data_pdus(foreign, k, tmp_path):
+    # UL-024 judges every PDU sent after a release or abort; PDUs the lane counts raise no
+    # "pdu" event, so no run may go on past such a PDU.
+    import builders
+
+    parts = _store_stream(300_000)
+    pdu = {"release_rq": builders.release_rq(), "release_rp": builders.release_rp(),
+           "abort": builders.abort(2, 0)}[foreign]
+    path = tmp_path / "between.pcap"
+    _mid_data_set_capture(path, b"".join(parts[:k]) + pdu + b"".join(parts[k:]))
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+    assert any(row["rule"] == "UL-024" for row in slow["violations"])
+
+
+@pytest.mark.parametrize("after", [16, 30])
+def test_the_other_side_aborts_in_the_middle_of_a_data_set(after, tmp_path):
+    # The SCU aborts (a user cancels the retrieve); the SCP's segments in flight still arrive.
+    import builders
+
+    path = tmp_path / "abort.pcap"
+    _mid_data_set_capture(path, b"".join(_store_stream(400_000)), builders.abort(0, 0), 50, after)
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+    assert [row["frame"] for row in fast["violations"] if row["rule"] == "UL-024"] == \
+        [row["frame"] for row in slow["violations"] if row["rule"] == "UL-024"] != []
+
+
+def test_pdv_tracker_keeps_its_place_across_a_foreign_pdu(tmp_path):
+    # After an A-RELEASE-RQ between two data PDUs the PDV rules lose track of the message;
+    # the last fragment, on another context, must then be judged the same either way.
+    import builders
+
+    parts = _store_stream(300_000)
+    last = bytearray(parts[-1])
+    last[10] = 5  # its PDV on presentation context 5, not 3
+    parts[-1] = bytes(last)
+    path = tmp_path / "phase.pcap"
+    _mid_data_set_capture(path, b"".join(parts[:4]) + builders.release_rq() + b"".join(parts[4:]))
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow
+
+
+@FUZZ
+@given(kind=st.sampled_from(["release_rq", "release_rp", "abort", "p_data_command"]),
+       same_side=st.booleans(), where=st.floats(0.0, 1.0), after=st.integers(0, 40),
+       size=st.integers(20_000, 200_000))
+def test_fuzzed_pdus_in_the_middle_of_a_data_set(tmp_path_factory, kind, same_side, where, after, size):
+    import builders
+
+    parts = _store_stream(size)
+    pdu = {"release_rq": builders.release_rq(), "release_rp": builders.release_rp(),
+           "abort": builders.abort(2, 0), "p_data_command": builders.c_get_rq(9)}[kind]
+    path = tmp_path_factory.mktemp("midset") / "mid.pcap"
+    if same_side:
+        k = int(where * len(parts))
+        _mid_data_set_capture(path, b"".join(parts[:k]) + pdu + b"".join(parts[k:]))
+    else:
+        stream = b"".join(parts)
+        _mid_data_set_capture(path, stream, pdu, int(where * len(stream) / 1448), after)
+    fast, slow, taken, frames = _both(path)
+    assert fast == slow

@@ -127,7 +127,7 @@ class CaptureAnalyzer:
             session.skip_run(src, flow.count, flow.whole, flow.first_frame, flow.run_frame, flow.run_time,
                              flow.size, flow.header)
 
-    def _lane_records(self, records: int, captured: int, time: float) -> None:
+    def _lane_records(self, records: int, captured: int, time: float, consumed: int) -> None:
         self.lane_records += records
         summary = self.summary
         summary.frames += records
@@ -135,7 +135,7 @@ class CaptureAnalyzer:
         summary.bytes += captured
         summary.last_time = time
         if self.on_progress is not None:
-            self.on_progress(captured + 16 * records)
+            self.on_progress(consumed)
 
     def finish(self) -> None:
         if self.lane is not None:
@@ -155,7 +155,7 @@ class CaptureAnalyzer:
             results = session.feed_data(src, data, frame, time)
             if results:
                 self._outputs(results)
-            if self.lane is not None and session.is_dicom:
+            if self.lane is not None and self.lane.ready and session.is_dicom:
                 self._bulk_candidate = (session, conn, src)
             return
         self._tcp_event(StreamData(conn, src, data, frame, time))

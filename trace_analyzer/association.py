@@ -220,7 +220,18 @@ class AssociationSession:
         side = self._sides.get(src)
         if side is None or not self.is_dicom or not side.seen:
             return None
-        return side.reader.elided_run()
+        run = side.reader.elided_run()
+        if run is not None and run[1] is not None and not self._steady():
+            # PDUs counted in a run raise no "pdu" event: a run may go on only while no
+            # PDU could change what the sequence rules (UL-024) make of it.
+            return run[0], None
+        return run
+
+    def _steady(self) -> bool:
+        """Accepted (or caught established mid-stream), and neither released nor aborted."""
+        record = self.record
+        return ((record.accept is not None or record.mid_stream) and record.reject is None
+                and record.abort is None and not record.release_requested and not record.released)
 
     def skip_run(self, src: str, count: int, whole: int, first_frame: int, frame: int, time: float,
                  size: int, header: bytes) -> None:
@@ -228,6 +239,7 @@ class AssociationSession:
         opened by ``header``: they completed ``whole`` PDUs (the last at ``frame``) and began
         the next in ``first_frame``, unless they ended with a PDU."""
         side = self._sides[src]
+        first_offset = side.reader.position
         side.reader.skip_run(count, whole, first_frame, size, header)
         if not whole:
             return
@@ -236,7 +248,8 @@ class AssociationSession:
         record.pdus += whole
         record.end_time = max(record.end_time, time)
         record.last_frame = max(record.last_frame, frame)
-        self._notify("p_data_run", run=PduRun(whole, size - 6, header, side.reader.position, frame, time),
+        self._notify("p_data_run", run=PduRun(whole, size - 6, header, first_offset, side.reader.position,
+                                              frame, time),
                      sender=self._sender(src), frame=frame, time=time)
 
     def end(self, frame: int, time: float) -> None:

@@ -154,8 +154,9 @@ class MessageAssembler:
                                     "with no command awaiting a data set"))
             return out
         if context_id != pending.context_id:
-            pending.problems.append(
-                f"data fragment on context {context_id}, command on context {pending.context_id}")
+            text = f"data fragment on context {context_id}, command on context {pending.context_id}"
+            if text not in pending.problems:  # once per message, however many fragments
+                pending.problems.append(text)
         if self._data is None and len(pending.data_set_head) < DATA_SET_HEAD:
             pending.data_set_head += bytes(fragment[:DATA_SET_HEAD - len(pending.data_set_head)])
         pending.data_set_length += length

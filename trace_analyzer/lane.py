@@ -93,8 +93,8 @@ class BulkLane:
         self._pairs: dict[tuple[str, str], LaneFlow] = {}  # both orders of each flow's endpoints
         #: on_flush(flow): hand what the lane counted for ``flow`` to the layers.
         self.on_flush: Callable[[LaneFlow], None] | None = None
-        #: on_records(records, captured bytes, last time): capture-level totals.
-        self.on_records: Callable[[int, int, float], None] | None = None
+        #: on_records(records, captured bytes, last time, file bytes): capture-level totals.
+        self.on_records: Callable[[int, int, float, int], None] | None = None
         self._record = struct.Struct("<8xI").unpack_from  # a pcap record's captured length
         self._headers = struct.Struct(_HEADERS.format("2")).unpack_from
         self._stamp = struct.Struct("<II").unpack_from
@@ -134,6 +134,11 @@ class BulkLane:
             return False
         self._headers = struct.Struct(_HEADERS.format(len(self._link[2]))).unpack_from
         return True
+
+    @property
+    def ready(self) -> bool:
+        """Configured by a capture reader that hands it buffers (a live feed never does)."""
+        return self._link is not None
 
     @property
     def active(self) -> bool:
@@ -315,7 +320,7 @@ class BulkLane:
             if self.on_records is not None:
                 records = frame - first_frame
                 captured = captured - caplen if pcapng else pos - first_pos - 16 * records
-                self.on_records(records, captured, self.last_time)
+                self.on_records(records, captured, self.last_time, pos - first_pos)
         return pos, frame, refused
 
     def _time_at(self, buf: bytes, pos: int) -> float:

@@ -154,13 +154,14 @@ def plausible_pdu_at(buf: bytearray, start: int, require_command: bool = False) 
 class PduRun:
     """P-DATA-TF PDUs counted, not framed one by one: ``count`` PDUs identical in their
     first 12 bytes (PDU header and single data PDV header, ``header``) to the last PDU
-    framed before them, each ``length`` long, the last completed at ``frame``; the next
-    PDU of the stream begins at ``next_offset``. Only bulk data comes this way (see
-    :mod:`.lane`)."""
+    framed before them, each ``length`` long, from ``first_offset`` of the stream on, the
+    last completed at ``frame``; the next PDU begins at ``next_offset``. Only bulk data
+    comes this way (see :mod:`.lane`)."""
 
     count: int
     length: int
     header: bytes
+    first_offset: int  # where the first of them begins in the stream
     next_offset: int
     frame: int
     time: float
@@ -268,8 +269,8 @@ class PduReader:
                 break
             with memoryview(buf) as view:  # one copy of the body, and the buffer stays resizable
                 body = bytes(view[consumed + 6:end])
-            if pdu_type == P_DATA_TF:
-                self._last_header = bytes(buf[consumed:consumed + RUN_HEADER])
+            # Another PDU in between ends a run: the next data PDU is framed and checked first.
+            self._last_header = bytes(buf[consumed:consumed + RUN_HEADER]) if pdu_type == P_DATA_TF else b""
             if self.elide_data and (pdu_type != P_DATA_TF
                                     or not self._continues_data(self._last_header, length)):
                 self.elide_data = False
@@ -395,6 +396,7 @@ class PduReader:
         """
         dropped = len(self._buf) + self._elided
         self._eliding, self._elided, self.elide_data = False, 0, False
+        self._last_header = b""
         self._buf.clear()
         self._mark_positions.clear()
         self._mark_frames.clear()

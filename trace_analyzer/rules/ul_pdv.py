@@ -213,6 +213,8 @@ def _follow_run(event: Event) -> None:
     memory["pdu"], memory["out"] = event.run, {}
     side = memory["sides"].get(event.sender)
     if side is not None:
+        if side.next_offset is not None and event.run.first_offset != side.next_offset:
+            side.phase = "unknown"  # something came between: as _direction() judges a gap
         side.next_offset = event.run.next_offset
         side.data_fragments += event.run.count
         side.finished = False
