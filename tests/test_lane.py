@@ -660,3 +660,27 @@ def test_fuzzed_pdus_in_the_middle_of_a_data_set(tmp_path_factory, kind, same_si
         _mid_data_set_capture(path, stream, pdu, int(where * len(stream) / 1448), after)
     fast, slow, taken, frames = _both(path)
     assert fast == slow
+
+
+def test_vlan_tagged_captures_go_by_the_lane(tmp_path):
+    # Captures from a trunk or SPAN port: every frame 802.1Q-tagged; then two associations
+    # on two VLANs, and one untagged, interleaved.
+    source = tmp_path / "plain.pcap"
+    packets = make(str(source), 4, 200_000, 1448, 16384, 2)
+    capture = split_capture(source.read_bytes())
+    tagged = tmp_path / "tagged.pcap"
+    tagged.write_bytes(CaptureFile("pcap", capture.head, [_tagged(u, 30) for u in capture.units],
+                                   True).to_bytes())
+    assert _assert_same(tagged) > 0.8 * packets
+    # Interleaved (with ACKs back) first, then one association tagged and the other not.
+    shuffled = split_capture(_interleave(source.read_bytes(), random.Random("vlan"), acks=True))
+    client_ports = sorted({u.raw[16 + 34:16 + 36] for u in capture.units if u.raw[16 + 47] == 0x02})
+    assert len(client_ports) == 2  # the two SYNs' source ports
+
+    def tag(unit: Unit) -> Unit:
+        ends = (unit.raw[16 + 34:16 + 36], unit.raw[16 + 36:16 + 38])
+        return _tagged(unit, 10) if client_ports[0] in ends else unit
+
+    mixed = tmp_path / "mixed.pcap"
+    mixed.write_bytes(CaptureFile("pcap", capture.head, [tag(u) for u in shuffled.units], True).to_bytes())
+    assert _assert_same(mixed) > 0.3 * packets

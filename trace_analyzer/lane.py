@@ -84,6 +84,15 @@ _LINKS = {
 _HEADERS = ">{}sBxHxxHxB2x12sI4xBB"
 
 
+def _ethernet_link(frame: bytes | memoryview) -> tuple[int, int, bytes] | None:
+    """The link bytes of an Ethernet frame carrying IPv4: untagged, or with one VLAN tag."""
+    if frame[12:14] == b"\x08\x00":
+        return _LINKS[LINKTYPE_ETHERNET]
+    if len(frame) > 18 and frame[12:14] in (b"\x81\x00", b"\x88\xa8") and frame[16:18] == b"\x08\x00":
+        return 12, 18, bytes(frame[12:18])  # the tag's VLAN ID included: one VLAN at a time
+    return None
+
+
 class BulkLane:
     """Armed flows of one capture, and the record walk that counts them."""
 
@@ -100,6 +109,7 @@ class BulkLane:
         self._stamp = struct.Struct("<II").unpack_from
         self._divisor = 1e6
         self._link: tuple[int, int, bytes] | None = None
+        self._ethernet = False
         self._clock: Callable[[bytes, int], float] | None = None  # pcapng: see configure()
         self._pcapng = False
         self._interfaces = 0
@@ -124,16 +134,20 @@ class BulkLane:
             # Block type, total length, interface, and (past the timestamp) captured length.
             self._record = struct.Struct(endian + "III8xI").unpack_from
             self._interfaces = interfaces
+        self._ethernet = linktype == LINKTYPE_ETHERNET
         if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
             # The 4-byte address family, in the byte order of the host that wrote it.
             family = (2).to_bytes(4, "big" if linktype == LINKTYPE_LOOP else "little")
-            self._link = (0, 4, family)
+            self._use_link((0, 4, family))
         else:
-            self._link = _LINKS.get(linktype)
-        if self._link is None:
-            return False
-        self._headers = struct.Struct(_HEADERS.format(len(self._link[2]))).unpack_from
-        return True
+            self._use_link(_LINKS.get(linktype))
+        return self._link is not None
+
+    def _use_link(self, link: tuple[int, int, bytes] | None) -> None:
+        """Where the link bytes checked begin, where IPv4 begins, and what those bytes are."""
+        self._link = link
+        if link is not None:
+            self._headers = struct.Struct(_HEADERS.format(len(link[2]))).unpack_from
 
     @property
     def ready(self) -> bool:
@@ -160,6 +174,13 @@ class BulkLane:
         of the current PDU, and ``header``, the 12 bytes that open each PDU the lane may count
         after it (None: the lane stops at the end of this one)."""
         found = self._key_at(frame)
+        if found is None and self._ethernet and not self.flows:
+            # Captures from a trunk or SPAN port carry 802.1Q tags: walk tagged frames (of
+            # this VLAN) or untagged ones, whichever the flow armed first has.
+            link = _ethernet_link(frame)
+            if link is not None and link != self._link:
+                self._use_link(link)
+                found = self._key_at(frame)
         if found is None or left <= 0:
             return
         key = found[0]
