@@ -684,3 +684,19 @@ def test_vlan_tagged_captures_go_by_the_lane(tmp_path):
     mixed = tmp_path / "mixed.pcap"
     mixed.write_bytes(CaptureFile("pcap", capture.head, [tag(u) for u in shuffled.units], True).to_bytes())
     assert _assert_same(mixed) > 0.3 * packets
+
+
+def test_command_line_no_fast_lane_gives_the_same_json(tmp_path):
+    import subprocess
+
+    source = tmp_path / "bulk.pcap"
+    make(str(source), 4, 200_000, 1448, 16384, 2)
+    outputs = []
+    for extra in ([], ["--no-fast-lane"]):
+        out = tmp_path / f"out{len(extra)}.json"
+        result = subprocess.run([sys.executable, "-m", "trace_analyzer", "analyze", str(source), "--format",
+                                 "json", "--output", str(out), *extra], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and '"sub_operations"' in outputs[0]

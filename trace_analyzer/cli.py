@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-fast-lane", action="store_false", dest="fast_lane",
+                        help="send every packet through the layer-by-layer decoding (slower; the "
+                             "results are the same: for comparing when in doubt)")
     parser.add_argument("--rule", action="append", default=[], metavar="ID=LEVEL",
                         help="set a rule's level: error, warning, info or off (repeatable), "
                              "e.g. --rule GET-RSP-008=warning")
@@ -348,7 +351,8 @@ def _run(args: argparse.Namespace) -> Analysis:
     if sys.stderr.isatty():
         total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
         progress = _Progress(total, sys.stderr)
-    analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels)
+    analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
+                       fast_lane=args.fast_lane)
     if progress is not None:
         progress.close()
     for error in analysis.errors:
