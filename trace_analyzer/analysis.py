@@ -74,7 +74,7 @@ class CaptureAnalyzer:
         if self.lane is not None:
             self.lane.on_flush = self._lane_flush
             self.lane.on_records = self._lane_records
-        self._bulk_candidate: tuple[AssociationSession, str, str] | None = None
+        self._bulk_candidate: tuple[AssociationSession, str] | None = None
         self.lane_records = 0  # records the lane counted (for benchmarks and tests)
         self.on_progress: Callable[[int], None] | None = None
 
@@ -110,7 +110,7 @@ class CaptureAnalyzer:
     # -- the fast lane ---------------------------------------------------------------
 
     def _arm_lane(self, data: bytes) -> None:
-        session, conn, src = self._bulk_candidate
+        session, src = self._bulk_candidate
         self._bulk_candidate = None
         run = session.bulk_run(src)
         if run is None:
@@ -156,7 +156,7 @@ class CaptureAnalyzer:
             if results:
                 self._outputs(results)
             if self.lane is not None and self.lane.ready and session.is_dicom:
-                self._bulk_candidate = (session, conn, src)
+                self._bulk_candidate = (session, src)
             return
         self._tcp_event(StreamData(conn, src, data, frame, time))
 

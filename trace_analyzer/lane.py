@@ -16,7 +16,7 @@ record that continues an armed flow (next sequence number, no SYN/FIN/RST,
 whole payload captured, and each PDU header in it identical to the last PDU
 framed by the ordinary path) or is a bare ACK back is counted and passed
 over; any other record stops the walk and goes down the ordinary path, after
-what was counted has been handed to the layers (:meth:`flush`). A PDU that
+what was counted has been handed to the layers (:meth:`_flush`). A PDU that
 ends in a counted record is counted complete there, so frames stay exact.
 Findings and tables come out the same either way (tests/test_lane.py compares
 the two on samples, generated and fuzzed captures, and real peers' traffic).
@@ -234,11 +234,10 @@ class BulkLane:
         flow: LaneFlow | None = None
         key_now = back_now = None
         seq_now = left = count = frame_now = at_now = 0
-        captured = 0  # pcapng: captured bytes of the blocks read (a pcap's follow from positions)
+        captured = 0  # captured bytes of the records counted
         while pos + start <= size:
             if pcapng:
                 kind, block, interface, caplen = record(buf, pos)
-                captured += caplen  # taken back after the loop if the walk stops at this block
                 # Only an Enhanced Packet Block of a declared interface, its frame inside it;
                 # anything else the ordinary path reads (or reports as damage).
                 if kind != 6 or interface >= interfaces or caplen + 32 > block or block & 3:
@@ -281,6 +280,7 @@ class BulkLane:
                         break
                     frame += 1
                     other.ack_frame, other.ack_at = frame, pos
+                    captured += caplen
                     last_pos = pos
                     pos = end
                     continue
@@ -327,10 +327,9 @@ class BulkLane:
                 count += length
             frame += 1
             frame_now, at_now = frame, pos
+            captured += caplen
             last_pos = pos
             pos = end
-        else:
-            caplen = 0  # stopped between records: none to take back
         if flow is not None:
             flow.seq, flow.left, flow.count = seq_now, left, count
             if frame_now:
@@ -339,9 +338,7 @@ class BulkLane:
             self._flush(buf)
             self.last_time = self._time_at(buf, last_pos)
             if self.on_records is not None:
-                records = frame - first_frame
-                captured = captured - caplen if pcapng else pos - first_pos - 16 * records
-                self.on_records(records, captured, self.last_time, pos - first_pos)
+                self.on_records(frame - first_frame, captured, self.last_time, pos - first_pos)
         return pos, frame, refused
 
     def _time_at(self, buf: bytes, pos: int) -> float:
@@ -351,22 +348,18 @@ class BulkLane:
         return sec + fraction / self._divisor
 
     def _flush(self, buf: bytes) -> None:
-        """Turn the record positions noted in ``buf`` into times, then flush."""
-        time_at = self._time_at
+        """Hand every flow's counts to the layers (before any record takes the ordinary path),
+        the record positions noted in ``buf`` turned into times first."""
+        time_at, on_flush = self._time_at, self.on_flush
         for flow in self.flows.values():
+            if not (flow.frame or flow.ack_frame):
+                continue
             if flow.frame:
                 flow.time = time_at(buf, flow.at)
             if flow.ack_frame:
                 flow.ack_time = time_at(buf, flow.ack_at)
             if flow.run_frame:
                 flow.run_time = time_at(buf, flow.run_at)
-        self.flush()
-
-    def flush(self) -> None:
-        """Hand every flow's counts to the layers (before any record takes the ordinary path)."""
-        on_flush = self.on_flush
-        for flow in self.flows.values():
-            if flow.frame or flow.ack_frame:
-                if on_flush is not None:
-                    on_flush(flow)
-                flow.clear()
+            if on_flush is not None:
+                on_flush(flow)
+            flow.clear()

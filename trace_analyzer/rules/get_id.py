@@ -225,6 +225,17 @@ def _valid_level(dataset: Dataset, model: RetrieveModel) -> str | None:
     return level if level in model.levels else None
 
 
+def _at_valid_level(event: Event) -> tuple[Dataset, RetrieveModel, str] | None:
+    """(identifier, model, level) when the identifier can be checked and names a level of
+    its model (GET-ID-001/002 report the others)."""
+    checked = _checkable(event)
+    if checked is None:
+        return None
+    dataset, model = checked
+    level = _valid_level(dataset, model)
+    return None if level is None else (dataset, model, level)
+
+
 def _key_tag(keyword: str) -> str:
     return {"PatientID": "(0010,0020)", "StudyInstanceUID": "(0020,000D)",
             "SeriesInstanceUID": "(0020,000E)", "SOPInstanceUID": "(0008,0018)"}[keyword]
@@ -261,13 +272,10 @@ def level_valid_for_model(report: Reporter, event: Event) -> None:
 
 @rule("GET-ID-003", "c_get_rq")
 def level_key_present(report: Reporter, event: Event) -> None:
-    checked = _checkable(event)
+    checked = _at_valid_level(event)
     if checked is None:
         return
-    dataset, model = checked
-    level = _valid_level(dataset, model)
-    if level is None:
-        return
+    dataset, model, level = checked
     key = LEVEL_KEYS[level]
     if not _filled(dataset, key):
         state = "absent" if key not in dataset else "empty"
@@ -277,12 +285,11 @@ def level_key_present(report: Reporter, event: Event) -> None:
 
 @rule("GET-ID-004", "c_get_rq")
 def higher_keys_without_relational(report: Reporter, event: Event) -> None:
-    checked = _checkable(event)
+    checked = _at_valid_level(event)
     if checked is None:
         return
-    dataset, model = checked
-    level = _valid_level(dataset, model)
-    if level is None or not model.hierarchical:
+    dataset, model, level = checked
+    if not model.hierarchical:
         return
     relational = extended_flag(event.view, model.uid, 0)
     if relational is not False:
@@ -409,13 +416,10 @@ def frame_keys_and_bulk_data_level(report: Reporter, event: Event) -> None:
 
 @rule("GET-ID-011", "c_get_rq")
 def no_lower_level_keys(report: Reporter, event: Event) -> None:
-    checked = _checkable(event)
+    checked = _at_valid_level(event)
     if checked is None:
         return
-    dataset, model = checked
-    level = _valid_level(dataset, model)
-    if level is None:
-        return
+    dataset, model, level = checked
     lower = model.levels[model.levels.index(level) + 1:]
     found = [_named(LEVEL_KEYS[below]) for below in lower
              if LEVEL_KEYS[below] != LEVEL_KEYS[level] and LEVEL_KEYS[below] in dataset]
