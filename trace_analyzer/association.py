@@ -30,6 +30,7 @@ from .pdu import (
     PduRun,
     UlProblem,
     plausible_pdu_at,
+    split_cut_pdvs,
     split_pdvs,
 )
 from .pdu_items import (
@@ -197,6 +198,7 @@ class AssociationSession:
                 out.append(self._problem(frame, time, "CAPTURE-TRUNCATED",
                                          f"{pending} bytes of an unfinished PDU{claim} from {side.endpoint} "
                                          "when the stream ended"))
+                self._cut(side)
             self._collect(side, side.assembler.close(frame, time), out)
         return out
 
@@ -240,7 +242,7 @@ class AssociationSession:
         the next in ``first_frame``, unless they ended with a PDU."""
         side = self._sides[src]
         first_offset = side.reader.position
-        side.reader.skip_run(count, whole, first_frame, size, header)
+        side.reader.skip_run(count, whole, first_frame, size, header, time)
         if not whole:
             return
         side.assembler.count_data(whole * (size - 12))
@@ -345,6 +347,16 @@ class AssociationSession:
             record.abort_sender = sender
             self._notify("abort", pdu=pdu, sender=sender, abort=record.abort, frame=pdu.frame, time=pdu.time)
 
+    def _cut(self, side: _Side) -> None:
+        """A PDU whose rest will never come: what its header (and its PDV headers) say is still
+        judged, at the frame that carried the header."""
+        pdu = side.reader.cut()
+        if pdu is None:
+            return
+        pdvs = split_cut_pdvs(pdu.body, pdu.elided) if pdu.type == P_DATA_TF else []
+        self._notify("pdu_cut", pdu=pdu, pdvs=pdvs, sender=self._sender(side.endpoint),
+                     frame=pdu.first_frame, time=pdu.first_time)
+
     def _set_acceptor(self, endpoint: str) -> None:
         if self._requestor is None:
             self._requestor = next(e for e in self._sides if e != endpoint)
@@ -422,6 +434,7 @@ class AssociationSession:
         if self.is_dicom is None:
             side.reader.lose_sync(gap.size)
             return
+        self._cut(side)
         dropped = side.reader.lose_sync(gap.size)
         size = f"{gap.size} bytes" if gap.size else "an unknown number of bytes"
         out.append(self._problem(gap.frame, gap.time, "CAPTURE-HOLE",

@@ -48,6 +48,10 @@ class Pdu:
     #: Bytes of a counted data fragment at the end of the body that were not kept (see
     #: PduReader.elide_data): the body holds len(body) + elided bytes on the wire.
     elided: int = 0
+    first_time: float = 0.0  # time of first_frame
+    #: False for a PDU cut short (the stream ended, or a hole): only its header and the
+    #: bytes received are known; ``body`` is what arrived and ``length`` what was announced.
+    complete: bool = True
 
     @property
     def name(self) -> str:
@@ -97,6 +101,25 @@ def split_pdvs(body: bytes, elided: int = 0) -> tuple[list[Pdv], str | None]:
     if not items:
         return items, "P-DATA-TF without any PDV item"
     return items, None
+
+
+def split_cut_pdvs(body: bytes, elided: int = 0) -> list[Pdv]:
+    """The PDV items of a P-DATA-TF cut short whose 6-byte headers arrived: each with the
+    fragment bytes that came and the length its header announced."""
+    view = memoryview(body)
+    if elided:
+        return [Pdv(body[4], body[5], view[6:], max(unpack_from(">I", body, 0)[0] - 2, 0))] \
+            if len(body) >= 6 else []
+    items: list[Pdv] = []
+    offset = 0
+    while len(body) - offset >= 6:
+        length = unpack_from(">I", body, offset)[0]
+        if length < 2:
+            break  # not an item header: nothing after it can be framed
+        items.append(Pdv(body[offset + 4], body[offset + 5], view[offset + 6:offset + 4 + length],
+                         length - 2))
+        offset += 4 + length
+    return items
 
 
 def _plausible_pdv_chain(buf: bytearray, start: int, length: int, require_command: bool) -> bool | None:
@@ -181,6 +204,7 @@ class PduReader:
         # frame: a PDU found after a wait or a hunt may start frames back.
         self._mark_positions: list[int] = []
         self._mark_frames: list[int] = []
+        self._mark_times: list[float] = []
         self.synced = synced
         #: Buffer length the PDU being received needs: until then a feed only appends.
         self._need = 6
@@ -234,6 +258,7 @@ class PduReader:
         if data:
             self._mark_positions.append(self._pos + len(buf))
             self._mark_frames.append(frame)
+            self._mark_times.append(time)
         buf += data
         if self.synced and len(buf) < self._need:
             return []
@@ -274,14 +299,15 @@ class PduReader:
             if self.elide_data and (pdu_type != P_DATA_TF
                                     or not self._continues_data(self._last_header, length)):
                 self.elide_data = False
-            out.append(Pdu(pdu_type, length, body, frame, time,
-                           self._frame_at(self._pos + consumed), self._pos + consumed))
+            first = self._mark_at(self._pos + consumed)
+            out.append(Pdu(pdu_type, length, body, frame, time, self._mark_frames[first],
+                           self._pos + consumed, 0, self._mark_times[first]))
             consumed = end
         if consumed:
             del buf[:consumed]
             self._pos += consumed
             keep = max(0, bisect_right(self._mark_positions, self._pos) - 1)
-            del self._mark_positions[:keep], self._mark_frames[:keep]
+            del self._mark_positions[:keep], self._mark_frames[:keep], self._mark_times[:keep]
         if self.elide_data:
             self._try_elide()
         return out
@@ -323,12 +349,12 @@ class PduReader:
         if buf[11] != 0:  # the last fragment: what follows is a new message
             self.elide_data = False
         self._last_header = bytes(buf[:RUN_HEADER])
-        pdu = Pdu(P_DATA_TF, length, bytes(buf[6:]), frame, time,
-                  self._frame_at(self._pos), self._pos, self._elided)
+        first = self._mark_at(self._pos)
+        pdu = Pdu(P_DATA_TF, length, bytes(buf[6:]), frame, time, self._mark_frames[first], self._pos,
+                  self._elided, self._mark_times[first])
         self._pos += self._need
         buf.clear()
-        self._mark_positions.clear()
-        self._mark_frames.clear()
+        self._clear_marks()
         self._eliding = False
         self._elided = 0
         self._need = 6
@@ -349,7 +375,8 @@ class PduReader:
             return left, self._last_header
         return left, None
 
-    def skip_run(self, count: int, whole: int, first_frame: int, size: int, header: bytes) -> None:
+    def skip_run(self, count: int, whole: int, first_frame: int, size: int, header: bytes,
+                 first_time: float = 0.0) -> None:
         """``count`` more bytes arrived, counted elsewhere (the fast lane), in PDUs of the
         current run: ``size`` bytes each, opened by ``header``. They completed ``whole`` PDUs
         (the current one first, if one was being received); bytes after the last of them
@@ -361,20 +388,36 @@ class PduReader:
         received = (len(buf) + self._elided if self._eliding else 0) + count - whole * size
         self._pos += whole * size
         buf.clear()
-        self._mark_positions.clear()
-        self._mark_frames.clear()
+        self._clear_marks()
         if received:  # the middle of the next PDU of the run
             buf += header
             self._eliding, self._elided, self._need = True, received - RUN_HEADER, size
             self._mark_positions.append(self._pos)
             self._mark_frames.append(first_frame)
+            self._mark_times.append(first_time)
         else:  # between two PDUs
             self._eliding, self._elided, self._need = False, 0, 6
 
-    def _frame_at(self, position: int) -> int:
-        """The frame that held the byte at stream ``position`` (still buffered)."""
-        index = bisect_right(self._mark_positions, position) - 1
-        return self._mark_frames[max(index, 0)]
+    def _mark_at(self, position: int) -> int:
+        """Index of the mark of the frame that held the byte at stream ``position`` (still buffered)."""
+        return max(bisect_right(self._mark_positions, position) - 1, 0)
+
+    def _clear_marks(self) -> None:
+        self._mark_positions.clear()
+        self._mark_frames.clear()
+        self._mark_times.clear()
+
+    def cut(self) -> Pdu | None:
+        """The PDU being received, as far as it came (``complete`` False), if its header is in:
+        what the stream ending or a hole cuts short. The reader itself is left as it is."""
+        buf = self._buf
+        if not self.synced or len(buf) < 6 or not self._mark_positions:
+            return None
+        first = self._mark_at(self._pos)
+        length = unpack_from(">I", buf, 2)[0]
+        body = bytes(buf[6:6 + length])
+        return Pdu(buf[0], length, body, self._mark_frames[first], self._mark_times[first],
+                   self._mark_frames[first], self._pos, self._elided, self._mark_times[first], False)
 
     def _hunt(self, start: int) -> tuple[str, int]:
         """Find the next believable PDU start: ("found" | "wait", index) or ("none", keep-from)."""
@@ -398,8 +441,7 @@ class PduReader:
         self._eliding, self._elided, self.elide_data = False, 0, False
         self._last_header = b""
         self._buf.clear()
-        self._mark_positions.clear()
-        self._mark_frames.clear()
+        self._clear_marks()
         self._pos += dropped + missing
         self.synced = False
         self._need = 6

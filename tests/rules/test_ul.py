@@ -268,6 +268,75 @@ def test_ul_004_pdu_longer_than_receiver_maximum(tmp_path):
     assert "exceeds the Maximum Length 1000 the requestor announced" in found[0].detail
 
 
+def _oversized_then_cut(cut_at: int | None, then: list[tuple[str, bytes]]):
+    """A retrieve in which the acceptor's first C-STORE-RQ goes in one P-DATA-TF of PDU-length
+    131798 (the requestor announced 16384), of which only ``cut_at`` bytes are sent (None: all)."""
+    exchanges = retrieve(instances=1)
+    body = struct.pack(">IBB", 131792 + 2, 3, 0x02) + bytes(131792)  # one data PDV filling the PDU
+    oversized = pdu(0x04, body)
+    assert len(oversized) == 131798 + 6
+    store = exchanges.index(next(e for e in exchanges if e[0] == "s" and e[1][0] == 0x04))
+    head = exchanges[:store] + [exchanges[store]]  # the C-STORE-RQ command set, then its data set
+    return head + [("s", oversized if cut_at is None else oversized[:cut_at])] + then
+
+
+def _frame_of_byte(analysis_path, side_payload_prefix: bytes) -> int:
+    from scapy.utils import rdpcap
+    for number, packet in enumerate(rdpcap(str(analysis_path)), 1):
+        payload = bytes(packet["TCP"].payload)
+        if payload.startswith(side_payload_prefix):
+            return number
+    raise AssertionError("no such segment")
+
+
+@pytest.mark.parametrize("cut_at", [6, 12, 20000, None])
+def test_ul_004_from_the_header_even_if_the_pdu_never_completes(tmp_path, cut_at):
+    # The requestor (like DCMTK) aborts on reading the header; the stream ends before the PDU does.
+    exchanges = _oversized_then_cut(cut_at, [("c", abort(0, 0))])
+    analysis = analyze_exchanges(tmp_path, exchanges)
+    found = findings(analysis, "UL-004")
+    assert len(found) == 1, [(f.rule, f.detail) for f in analysis.findings]
+    (finding,) = found
+    assert finding.peer == ACCEPTOR and finding.severity == "error"
+    assert "PDU-length 131798 exceeds the Maximum Length 16384 the requestor announced" in finding.detail
+    header_frame = _frame_of_byte(tmp_path / "rule.pcap", b"\x04\x00" + struct.pack(">I", 131798))
+    assert finding.frame == header_frame
+    complete = cut_at is None
+    assert ("never arrived" in finding.detail) is not complete
+    truncated = [p for p in analysis.rows("problems") if p["code"] == "CAPTURE-TRUNCATED"]
+    assert bool(truncated) is not complete  # the truncation stays reported too
+
+
+def test_ul_004_when_a_hole_cuts_the_oversized_pdu(tmp_path):
+    exchanges = _oversized_then_cut(None, [("c", abort(0, 0))])
+    packets = conversation_packets(exchanges)
+    header = b"\x04\x00" + struct.pack(">I", 131798)
+    start = next(i for i, p in enumerate(packets) if bytes(p["TCP"].payload).startswith(header))
+    del packets[start + 5]  # a segment in the middle of the PDU was never captured
+    from scapy.utils import wrpcap
+    wrpcap(str(tmp_path / "hole.pcap"), packets)
+    analysis = trace_analyzer.analyze(str(tmp_path / "hole.pcap"))
+    (finding,) = findings(analysis, "UL-004")
+    assert finding.frame == start + 1 and "never arrived" in finding.detail
+    assert any(p["code"] == "CAPTURE-HOLE" for p in analysis.rows("problems"))
+
+
+def test_ul_004_is_reported_at_the_frame_of_the_header(tmp_path):
+    # PDUs that span many segments and complete: each finding names the segment where its PDU began.
+    exchanges = retrieve(instances=2)
+    exchanges[0] = ("c", associate(True, CONTEXTS, roles=[(CT, 0, 1)], max_pdu=1000))
+    # 116 bytes a segment: the C-STORE-RQ command PDU fills one, its data PDU begins the next.
+    analysis = analyze_exchanges(tmp_path, exchanges, mss=116)
+    from scapy.utils import rdpcap
+    starts = [number for number, packet in enumerate(rdpcap(str(tmp_path / "rule.pcap")), 1)
+              if bytes(packet["TCP"].payload)[:2] == b"\x04\x00"
+              and struct.unpack(">I", bytes(packet["TCP"].payload)[2:6])[0] > 1000]
+    found = findings(analysis, "UL-004")
+    assert len(found) == 2 and all(f.frame in starts for f in found)
+    ends = {m["frame"] for m in analysis.rows("messages")}
+    assert not any(f.frame in ends for f in found)  # not where the PDU (or its message) ended
+
+
 # -- user information -------------------------------------------------------------------------------
 
 

@@ -40,6 +40,9 @@ EVENTS = {
     "p_data": "P-DATA-TF split into PDVs: pdu, sender, pdvs (list[Pdv]), fault (str or None)",
     "p_data_run": ("P-DATA-TF PDUs counted, not framed, each identical in shape to the last p_data PDU "
                    "of the same sender (bulk data): run (pdu.PduRun), sender"),
+    "pdu_cut": ("a PDU whose header arrived but not all of its body (the stream ended, or a hole): "
+                "pdu (complete False: its header and the bytes that came), pdvs (the PDV items whose "
+                "headers came), sender; frame is the frame of its header"),
     "problem": "a fault met by a lower layer: problem (association.Problem), sender",
     "message": "any DIMSE message completed: message (DimseMessage), primitive (or None), sender",
     "c_get_rq": "C-GET-RQ linked: primitive, operation, sender",

@@ -78,7 +78,7 @@ def known_pdu_type(report: Reporter, event: Event) -> None:
            "with A-ABORT (the reader skipped to the next plausible PDU)")
 
 
-@rule("UL-002", "pdu")
+@rule("UL-002", "pdu", "pdu_cut")
 def fixed_pdu_length(report: Reporter, event: Event) -> None:
     pdu = event.pdu
     if pdu.type in (A_ASSOCIATE_RJ, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT) and pdu.length != 4:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from struct import unpack_from
 
+from ..pdu import P_DATA_TF
 from .engine import Event, Reporter, rules
 from .ul import SIDES, _other
 
@@ -25,7 +26,7 @@ NO_DATA_SET = 0x0101
 # -- P-DATA-TF and PDVs ------------------------------------------------------------------------
 
 
-Note = Callable[[str, str], None]
+Note = Callable[..., None]  # note(rule_id, text, frame=None, time=None)
 
 
 @dataclass(slots=True)
@@ -144,27 +145,38 @@ def _new_memory() -> dict:
     return {"pdu": None, "out": {}, "sides": {}}
 
 
-def _pdv_findings(event: Event) -> dict[str, list[str]]:
-    """Follow this PDU's PDVs once; what each PDV rule (and UL-004) should report for it."""
+def _pdv_findings(event: Event) -> dict[str, list[tuple[str, int | None, float | None]]]:
+    """Follow this PDU's PDVs once; what each PDV rule (and UL-004) should report for it:
+    (text, frame and time, or None for the event's own)."""
     memory = event.view.memory("UL-025..033", _new_memory)
     if memory["pdu"] is event.pdu:
         return memory["out"]
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[tuple[str, int | None, float | None]]] = {}
     memory["pdu"], memory["out"] = event.pdu, out
     if event.sender not in SIDES:
         return out  # mid-stream, before the sides are known
     view, pdu = event.view, event.pdu
     side = _direction(event, memory)
 
-    def note(rule_id: str, text: str) -> None:
+    def note(rule_id: str, text: str, frame: int | None = None, time: float | None = None) -> None:
         if rule_id not in side.reported:  # once per message
             side.reported.add(rule_id)
-            out.setdefault(rule_id, []).append(text)
+            out.setdefault(rule_id, []).append((text, frame, time))
 
     receiver = _other(event.sender)
     limit = view.max_length_received_by(receiver)
     oversized = bool(limit) and pdu.length > limit
     previous_is_command = None
+
+    def note_oversized() -> None:
+        # Known from the header alone: reported at the frame that carried it, even if the
+        # rest of the PDU never arrives (DCMTK aborts on reading such a header).
+        note("UL-004", f"P-DATA-TF PDU-length {pdu.length} exceeds the Maximum Length {limit} "
+                       f"the {receiver} announced in its 0x51 sub-item (DCMTK rejects such "
+                       "a PDU, pynetdicom accepts it)"
+                       + ("; the rest of the PDU never arrived" if not pdu.complete else ""),
+             pdu.first_frame, pdu.first_time)
+
     for pdv in event.pdvs:
         context_id, control, fragment = pdv.context_id, pdv.control, pdv.data
         is_command, is_last = bool(control & 1), bool(control & 2)
@@ -179,9 +191,7 @@ def _pdv_findings(event: Event) -> dict[str, list[str]]:
             side.data_fragment(context_id, is_last, note)
         # Facts about the PDV itself, noted against the message it belongs to.
         if oversized:
-            note("UL-004", f"P-DATA-TF PDU-length {pdu.length} exceeds the Maximum Length {limit} "
-                           f"the {receiver} announced in its 0x51 sub-item (DCMTK rejects such "
-                           "a PDU, pynetdicom accepts it)")
+            note_oversized()
             oversized = False
         if view.is_accepted(context_id) is False:
             note("UL-026", f"a PDV uses presentation context {context_id}, which the A-ASSOCIATE-AC did not "
@@ -199,6 +209,8 @@ def _pdv_findings(event: Event) -> dict[str, list[str]]:
             note("UL-032", f"two adjacent {kind} PDVs in one P-DATA-TF (context {context_id}); one PDV "
                            "of each type per PDU is strongly recommended")
         previous_is_command = is_command
+    if oversized:  # a PDU cut short before its first PDV header
+        note_oversized()
     if event.fault:
         side.phase = "unknown"  # the PDVs after the fault are lost
     return out
@@ -226,11 +238,13 @@ PDV_RULES = ("UL-004", "UL-025", "UL-026", "UL-027", "UL-028", "UL-029", "UL-030
              "UL-033")
 
 
-@rules(PDV_RULES, "p_data", "p_data_run")
+@rules(PDV_RULES, "p_data", "p_data_run", "pdu_cut")
 def pdv_rules(report: Reporter, event: Event) -> None:
     if event.run is not None:
         _follow_run(event)
         return
+    if event.pdu.type != P_DATA_TF:
+        return  # a cut A-ASSOCIATE or the like
     found = _pdv_findings(event)
     if not found and not event.fault:
         return
@@ -240,7 +254,7 @@ def pdv_rules(report: Reporter, event: Event) -> None:
                 report(f"P-DATA-TF of PDU-length {event.pdu.length}: {event.fault}; it must hold one or "
                        "more PDV items of item-length 2 or more, each within the PDU")
             continue
-        texts = found.get(rule_id)
-        if texts and report.aim(rule_id):
-            for text in texts:
-                report(text[0].upper() + text[1:])
+        notes = found.get(rule_id)
+        if notes and report.aim(rule_id):
+            for text, frame, time in notes:
+                report(text[0].upper() + text[1:], frame=frame, time=time)
