@@ -65,6 +65,30 @@ class Problem:
     detail: str
 
 
+#: What negotiate_roles gives where PS3.7 D.3.3.4 does not say what the roles are.
+UNDEFINED_ROLES = "undefined"
+
+
+def negotiate_roles(proposed: tuple[int, int] | None,
+                    answered: tuple[int, int] | None) -> tuple[bool, bool] | str:
+    """(may the requestor be SCU, may it be SCP) for one abstract syntax, from the RQ's and the
+    AC's (SCU-role, SCP-role) role selection items (PS3.7 D.3.3.4; catalog 3.2). The acceptor
+    takes the opposite of each role the requestor takes.
+
+    No item in the RQ, or none in the AC: the defaults (requestor SCU, acceptor SCP). Otherwise a
+    role needs 1 in both (a 1 the RQ did not propose is ignored). UNDEFINED_ROLES where the
+    standard is silent: a (1, 1) proposal answered (0, 0) (catalog 6.8). A (0, 1) or (1, 0) proposal answered
+    (0, 0) is a plain refusal: the requestor takes no role for that class.
+    """
+    if proposed is None or answered is None:
+        return True, False
+    asked_scu, asked_scp = bool(proposed[0]), bool(proposed[1])
+    given_scu, given_scp = bool(answered[0]), bool(answered[1])
+    if asked_scu and asked_scp and not given_scu and not given_scp:
+        return UNDEFINED_ROLES
+    return asked_scu and given_scu, asked_scp and given_scp
+
+
 @dataclass(slots=True)
 class AssociationRecord:
     capture: str
@@ -89,6 +113,22 @@ class AssociationRecord:
     #: Transfer syntax per presentation context ID, from the A-ASSOCIATE-AC.
     transfer_syntaxes: dict[int, str] = field(default_factory=dict)
     abstract_syntaxes: dict[int, str] = field(default_factory=dict)
+
+    def role_items(self, abstract_syntax: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """(RQ (SCU, SCP) role item or None, AC (SCU, SCP) role item or None) for a class."""
+        rq, ac = self.request, self.accept
+        proposed = next(((r.scu_role, r.scp_role) for r in rq.roles if r.sop_class_uid == abstract_syntax),
+                        None) if rq else None
+        answered = next(((r.scu_role, r.scp_role) for r in ac.roles if r.sop_class_uid == abstract_syntax),
+                        None) if ac else None
+        return proposed, answered
+
+    def roles(self, abstract_syntax: str) -> tuple[bool, bool] | str | None:
+        """(requestor may be SCU, requestor may be SCP) as negotiated for that class (see
+        negotiate_roles); None when the A-ASSOCIATE-RQ or -AC is not in the capture."""
+        if self.request is None or self.accept is None:
+            return None
+        return negotiate_roles(*self.role_items(abstract_syntax))
 
     @property
     def outcome(self) -> str:

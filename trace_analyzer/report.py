@@ -62,7 +62,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame",
                      "reject", "abort"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
-                 "transfer_syntax_name", "requestor_scp_role", "acceptor_scp_role"),
+                 "transfer_syntax_name", "requestor_may", "acceptor_may"),
     "progress": ("association", "message_id", "frame", "elapsed_s", "status_hex", "status_category",
                  "remaining", "completed", "failed", "warning", "final"),
     "problems": ("frame", "association", "code", "detail"),

@@ -46,6 +46,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "result_text": "str", "transfer_syntax": "str", "transfer_syntax_name": "str",
         "requestor_scu_role": "int", "requestor_scp_role": "int",
         "acceptor_scu_role": "int", "acceptor_scp_role": "int",
+        "requestor_may": "str", "acceptor_may": "str",
     },
     "operations": {
         "capture": "str", "association": "int", "message_id": "int",
@@ -212,7 +213,23 @@ def _contexts(analysis: Analysis) -> Iterator[dict]:
                 "requestor_scp_role": rq_role.scp_role if rq_role else None,
                 "acceptor_scu_role": ac_role.scu_role if ac_role else None,
                 "acceptor_scp_role": ac_role.scp_role if ac_role else None,
+                **_roles_taken(record, context.abstract_syntax),
             }
+
+
+def _roles_taken(record, abstract_syntax: str | None) -> dict:
+    """What each side may be for that class as negotiated: "SCU", "SCP", "SCU and SCP",
+    "neither", "undefined" (catalog 6.8), or None when the A-ASSOCIATE-AC is not captured."""
+    roles = record.roles(abstract_syntax or "")
+    if roles is None or isinstance(roles, str):
+        return {"requestor_may": roles, "acceptor_may": roles}
+    requestor_scu, requestor_scp = roles
+    return {"requestor_may": _ROLE_NAMES[requestor_scu, requestor_scp],
+            "acceptor_may": _ROLE_NAMES[requestor_scp, requestor_scu]}
+
+
+_ROLE_NAMES = {(True, True): "SCU and SCP", (True, False): "SCU", (False, True): "SCP",
+               (False, False): "neither"}
 
 
 def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:

@@ -228,29 +228,18 @@ class AssociationView:
 
     def roles(self, abstract_syntax: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
         """(RQ (SCU, SCP) role item or None, AC (SCU, SCP) role item or None)."""
-        rq = self.record.request
-        ac = self.record.accept
-        proposed = next(((r.scu_role, r.scp_role) for r in rq.roles if r.sop_class_uid == abstract_syntax),
-                        None) if rq else None
-        answered = next(((r.scu_role, r.scp_role) for r in ac.roles if r.sop_class_uid == abstract_syntax),
-                        None) if ac else None
-        return proposed, answered
+        return self.record.role_items(abstract_syntax)
 
     def may_act(self, side: str, role: str, abstract_syntax: str) -> bool | None:
         """May ``side`` act as ``role`` ("SCU" or "SCP") for that abstract syntax?
 
-        PS3.7 D.3.3.4: without role items the requestor is SCU and the acceptor SCP;
-        with them, a role needs RQ = 1 and AC = 1. None when the negotiation is not in the capture.
+        As negotiated (association.negotiate_roles). None when the negotiation is not in the
+        capture, or its outcome is undefined (a (1, 1) proposal answered (0, 0): GET-ROLE-004).
         """
-        if self.record.request is None or self.record.accept is None:
+        roles = self.record.roles(abstract_syntax)
+        if not isinstance(roles, tuple):
             return None
-        proposed, answered = self.roles(abstract_syntax)
-        if proposed is None or answered is None:
-            return (side, role) in (("requestor", "SCU"), ("acceptor", "SCP"))
-        if answered == (0, 0):
-            return None  # undefined by the standard (catalog 6.8): GET-ROLE-004 reports it
-        requestor_scu = bool(proposed[0] and answered[0])
-        requestor_scp = bool(proposed[1] and answered[1])
+        requestor_scu, requestor_scp = roles
         if side == "requestor":
             return requestor_scu if role == "SCU" else requestor_scp
         # The acceptor takes the opposite role of each one the requestor took.
