@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
@@ -165,12 +166,14 @@ class CaptureAnalyzer:
             session = self._sessions.get(event.conn)
             if session is not None:
                 was_dicom = session.is_dicom
-                self._outputs(session.feed(event))
+                results = session.feed(event)
                 if session.is_dicom and not was_dicom:
                     self.summary.dicom_connections += 1
                     self.associations.append(session.record)
+                    self.correlator.open_association(session)
                 elif session.is_dicom is False:
                     del self._sessions[event.conn]
+                self._outputs(results)
         elif isinstance(event, ConnectionOpened):
             self.summary.connections += 1
             forced = any(endpoint.rsplit(":", 1)[1] in self._port_strings
@@ -178,6 +181,7 @@ class CaptureAnalyzer:
             session = AssociationSession(
                 self.capture, self._next_id, event.client, event.server, forced, event.saw_syn)
             session.observer = self.rules
+            session.transport_holding = partial(self._tcp.holding, event.client, event.server)
             self._sessions[event.conn] = session
         elif isinstance(event, ConnectionClosed):
             session = self._sessions.pop(event.conn, None)

@@ -110,6 +110,7 @@ class AssociationRecord:
     last_frame: int = 0
     pdus: int = 0
     messages: int = 0
+    holes: int = 0  # bytes lost to the capture in either direction: how many CAPTURE-HOLEs
     #: Transfer syntax per presentation context ID, from the A-ASSOCIATE-AC.
     transfer_syntaxes: dict[int, str] = field(default_factory=dict)
     abstract_syntaxes: dict[int, str] = field(default_factory=dict)
@@ -166,6 +167,9 @@ class AssociationSession:
         self._forced = forced
         #: Told of every UL event (a RulesEngine); see rules.engine.EVENTS.
         self.observer = None
+        #: Set by the pipeline: True while the TCP layer holds this connection's bytes back
+        #: behind a hole it has not yet given up (see capture_loss_possible).
+        self.transport_holding: Callable[[], bool] | None = None
         self._saw_syn = saw_syn
         self._requestor: str | None = None
         self._sides: dict[str, _Side] = {}
@@ -241,6 +245,13 @@ class AssociationSession:
                 self._cut(side)
             self._collect(side, side.assembler.close(frame, time), out)
         return out
+
+    def capture_loss_possible(self) -> bool:
+        """Can a message of this association have gone unseen: the capture began after the
+        A-ASSOCIATE-RQ, lost bytes, or is holding bytes back behind a hole right now?"""
+        record = self.record
+        return (record.mid_stream or record.request is None or bool(record.holes)
+                or (self.transport_holding is not None and self.transport_holding()))
 
     def in_progress(self, sender: str) -> DimseMessage | None:
         """The message ``sender`` ("requestor" or "acceptor") is in the middle of sending."""
@@ -475,6 +486,7 @@ class AssociationSession:
             side.reader.lose_sync(gap.size)
             return
         self._cut(side)
+        self.record.holes += 1
         dropped = side.reader.lose_sync(gap.size)
         size = f"{gap.size} bytes" if gap.size else "an unknown number of bytes"
         out.append(self._problem(gap.frame, gap.time, "CAPTURE-HOLE",

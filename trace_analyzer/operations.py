@@ -6,13 +6,19 @@ responses (by Message ID Being Responded To), its C-CANCEL-RQs, the C-STORE
 sub-operations its performer sends while it is outstanding, and their
 C-STORE-RSPs. No C-STORE field names its C-GET, so a sub-operation is linked
 by direction and time; when two C-GETs of the same invoker are outstanding
-the link is ambiguous and the record says so instead of guessing. No I/O.
+the link is ambiguous and the record says so instead of guessing. A response
+whose Message ID Being Responded To names no C-GET is attached to the one
+C-GET outstanding from that invoker on its context when the association was
+followed from its start with nothing lost (so no unseen request can be the
+one it answers), and marked mis-numbered. No I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from .commandset import C_GET_RQ
 from .primitives import C_CANCEL, C_GET, C_STORE
 from .status import status_category
 
@@ -54,10 +60,16 @@ class Operation:
     late_responses: list[C_GET] = field(default_factory=list)
     #: True when another C-GET of the same invoker was outstanding at the same time.
     overlapped: bool = False
+    #: Responses taken as this C-GET's although their (0000,0120) named another Message ID.
+    misnumbered: list[C_GET] = field(default_factory=list)
+    #: Built from responses naming a Message ID no request had: the C-GETs of the same
+    #: invoker that were outstanding then, any of which they may have answered.
+    unmatched_among: tuple[int, ...] = ()
 
     @property
     def final(self) -> C_GET | None:
-        for response in reversed(self.responses):
+        """The response that ended the C-GET: its first final one (any after it are late)."""
+        for response in self.responses:
             if response.Status is not None and response.Status not in PENDING:
                 return response
         return None
@@ -95,6 +107,9 @@ class AssociationOperations:
     #: by (the request's sender, Message ID)
     early_store_responses: dict[tuple[str, int], C_STORE] = field(default_factory=dict)
     orphans: list[SubOperation] = field(default_factory=list)
+    #: The association session (association.AssociationSession), once the pipeline names it:
+    #: whether every request can have been seen, and what is still arriving.
+    session: Any = None
 
 
 class Correlator:
@@ -113,8 +128,18 @@ class Correlator:
         if self.observer is not None:
             self.observer.operation_event(name, primitive, correlation=state, **fields)
 
+    def open_association(self, session) -> None:
+        """An association was found (before any of its messages is fed)."""
+        self._state(session.capture, session.record.association).session = session
+
+    def _state(self, capture: str, association: int) -> AssociationOperations:
+        state = self._states.get((capture, association))
+        if state is None:
+            state = self._states[(capture, association)] = AssociationOperations()
+        return state
+
     def feed(self, primitive: C_GET | C_STORE | C_CANCEL) -> None:
-        state = self._states.setdefault((primitive.capture, primitive.association), AssociationOperations())
+        state = self._state(primitive.capture, primitive.association)
         if isinstance(primitive, C_GET):
             if primitive.is_request:
                 self._get_request(state, primitive)
@@ -175,13 +200,24 @@ class Correlator:
                 finished.responses.append(response)
                 self._notify("c_get_rsp", response, state, operation=finished)
                 return
-            # The C-GET-RQ is not in the capture: build the operation from its responses.
-            operation = Operation(response.capture, response.association,
-                                  message_id if isinstance(message_id, int) else -1, invoker)
-            state.outstanding[key] = operation
-            state.latest[key] = operation
-            self.operations.append(operation)
-            self._adopt_orphans(state, operation, response.sender)
+            operation = self._misnumbered_target(state, invoker, response)
+            if operation is not None:
+                operation.misnumbered.append(response)
+                key = (invoker, operation.message_id)
+            else:
+                # The C-GET-RQ is not in the capture: build the operation from its responses.
+                operation = Operation(response.capture, response.association,
+                                      message_id if isinstance(message_id, int) else -1, invoker)
+                others = [op for op in state.outstanding.values() if op.invoker == invoker]
+                if others:
+                    operation.unmatched_among = tuple(op.message_id for op in others)
+                    operation.overlapped = True
+                    for other in others:
+                        other.overlapped = True
+                state.outstanding[key] = operation
+                state.latest[key] = operation
+                self.operations.append(operation)
+                self._adopt_orphans(state, operation, response.sender)
         operation.responses.append(response)
         final = response.Status is not None and response.Status not in PENDING
         if final:
@@ -189,6 +225,30 @@ class Correlator:
         self._notify("c_get_rsp", response, state, operation=operation)
         if final:
             self._notify("operation_final", response, state, operation=operation)
+
+    @staticmethod
+    def _misnumbered_target(state: AssociationOperations, invoker: str, response: C_GET) -> Operation | None:
+        """The one C-GET a response naming no known Message ID must answer, or None.
+
+        Only where no request can have gone unseen (the association followed from its
+        A-ASSOCIATE-RQ, nothing lost or held back behind a hole), the named ID is not that of
+        a C-GET-RQ still arriving (an early failure, PS3.7 9.1.3.2), and exactly one C-GET of
+        that invoker is outstanding, on the response's presentation context."""
+        session = state.session
+        named = response.MessageIDBeingRespondedTo
+        if session is None or not isinstance(named, int) or session.capture_loss_possible():
+            return None
+        arriving = session.in_progress(invoker)
+        if arriving is not None and arriving.command_field == C_GET_RQ \
+                and arriving.command.get("MessageID") == named:
+            return None
+        candidates = [op for op in state.outstanding.values() if op.invoker == invoker]
+        if len(candidates) != 1:
+            return None
+        (operation,) = candidates
+        if operation.request is None or operation.request.context_id != response.context_id:
+            return None
+        return operation
 
     def _adopt_orphans(self, state: AssociationOperations, operation: Operation, performer: str) -> None:
         kept = []

@@ -57,6 +57,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "pending_responses": "int", "sub_operations": "int", "sub_operations_completed": "int",
         "sub_operations_warning": "int", "sub_operations_failed": "int",
         "sub_operations_unanswered": "int", "sub_operations_ambiguous": "int", "linking": "str",
+        "linking_detail": "str", "misnumbered_responses": "int",
         "cancel_requested": "bool", "cancel_frame": "int", "complete": "bool", "final_frame": "int",
         "final_time": "float", "duration_s": "float", "error_comment": "str", "offending_element": "str",
         "failed_sop_instances": "int", "invoker": "str", "performer": "str", "errors": "int",
@@ -267,6 +268,28 @@ def _sub_counts(operation: Operation) -> dict[str, int]:
     return counts
 
 
+def _linking(operation: Operation) -> dict:
+    """How its responses and sub-operations were linked: "unambiguous", "ambiguous" (another
+    C-GET of the same invoker was outstanding), or "misnumbered" (responses naming another
+    Message ID were taken as its own), with the reason."""
+    detail = None
+    if operation.misnumbered:
+        named = sorted({str(r.MessageIDBeingRespondedTo) for r in operation.misnumbered})
+        linking = "misnumbered"
+        detail = (f"{len(operation.misnumbered)} response(s) named Message ID {', '.join(named)}; "
+                  f"taken as this C-GET's, the only one outstanding")
+    elif operation.unmatched_among:
+        linking = "ambiguous"
+        detail = (f"no C-GET-RQ had Message ID {operation.message_id}; its responses may answer C-GET "
+                  f"{', '.join(str(m) for m in operation.unmatched_among)}, outstanding at the time")
+    else:
+        linking = "ambiguous" if operation.overlapped else "unambiguous"
+        if operation.overlapped:
+            detail = "another C-GET of the same invoker was outstanding: sub-operations may be either's"
+    return {"linking": linking, "linking_detail": detail,
+            "misnumbered_responses": len(operation.misnumbered)}
+
+
 def _finding_counts(analysis: Analysis) -> dict[tuple, dict[str, int]]:
     counts: dict[tuple, dict[str, int]] = defaultdict(lambda: {"error": 0, "warning": 0, "info": 0})
     for finding in analysis.findings:
@@ -303,10 +326,12 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "final_status": status, "status_hex": status_hex(status) if status is not None else None,
             "status_category": status_category(status) if status is not None else None,
             "status_meaning": status_meaning("C-GET", status) if status is not None else None,
-            "remaining": _int(source.NumberOfRemainingSuboperations) if source else None,
-            "completed": _int(source.NumberOfCompletedSuboperations) if source else None,
-            "failed": _int(source.NumberOfFailedSuboperations) if source else None,
-            "warning": _int(source.NumberOfWarningSuboperations) if source else None,
+            # The final response's counters: a C-GET without one has no final counters (the
+            # last Pending response's are its last progress row).
+            "remaining": _int(final.NumberOfRemainingSuboperations) if final else None,
+            "completed": _int(final.NumberOfCompletedSuboperations) if final else None,
+            "failed": _int(final.NumberOfFailedSuboperations) if final else None,
+            "warning": _int(final.NumberOfWarningSuboperations) if final else None,
             "pending_responses": len(operation.pending_responses),
             "sub_operations": len(operation.sub_operations),
             "sub_operations_completed": counts["completed"],
@@ -314,7 +339,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "sub_operations_failed": counts["failed"],
             "sub_operations_unanswered": counts["unanswered"],
             "sub_operations_ambiguous": counts["ambiguous"],
-            "linking": "ambiguous" if operation.overlapped else "unambiguous",
+            **_linking(operation),
             "cancel_requested": bool(operation.cancels),
             "cancel_frame": operation.cancels[0].frame if operation.cancels else None,
             "complete": final is not None,
@@ -348,7 +373,8 @@ def _progress(analysis: Analysis) -> Iterator[dict]:
                 "completed": _int(response.NumberOfCompletedSuboperations),
                 "failed": _int(response.NumberOfFailedSuboperations),
                 "warning": _int(response.NumberOfWarningSuboperations),
-                "final": status is not None and status not in PENDING,
+                # None for a response without a Status: neither Pending nor final.
+                "final": None if status is None else status not in PENDING,
             }
 
 

@@ -159,6 +159,13 @@ class TcpReassembler:
                 events.extend(self._close(key, frame, time, "fin"))
         return events
 
+    def holding(self, client: str, server: str) -> bool:
+        """Is data of that connection held back behind a hole not yet given up (out-of-order
+        segments waiting, or bytes the peer acknowledged that were never captured)?"""
+        connection = self._connections.get((client, server) if client < server else (server, client))
+        return connection is not None and any(
+            d.pending or d.acked_hole is not None for d in connection.directions.values())
+
     # -- the fast lane (see lane.py) ----------------------------------------------
 
     def next_sequence(self, src: str, dst: str) -> int | None:

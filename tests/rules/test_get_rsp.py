@@ -89,9 +89,92 @@ def test_get_rsp_001_missing_mandatory_fields(tmp_path):
 
 
 def test_get_rsp_002_response_to_unknown_message_id(tmp_path):
+    # C-GET 1 is the only one outstanding: the response naming 9 is taken as its answer (a
+    # final one here), so the response that names 1 afterwards comes after the final.
     body = [("s", rsp(9, 0xA702, (None, 0, 0, 0))), ("s", rsp(1, 0x0000, (None, 0, 0, 0)))]
-    finding = scp_finding(analyze_exchanges(tmp_path, session(body)), "GET-RSP-002")
-    assert finding.message_id == 9 and "Message ID 9" in finding.detail
+    analysis = analyze_exchanges(tmp_path, session(body))
+    finding = scp_finding(analysis, "GET-RSP-002")
+    assert finding.message_id == 1 and "answers Message ID 9" in finding.detail
+    assert "Message ID 1 on PC 1" in finding.detail
+    (operation,) = analysis.rows("operations")
+    assert operation["final_status"] == 0xA702 and operation["misnumbered_responses"] == 1
+    assert findings(analysis, "GET-RSP-004")
+
+
+def _misnumbered_body(named: int = 42, instances: int = 3) -> list[tuple[str, bytes]]:
+    """Each sub-operation followed by a Pending naming ``named``; the final names 1."""
+    body = []
+    for index in range(instances):
+        body += store(100 + index)
+        body.append(("s", rsp(named, 0xFF00, (instances - index - 1, index + 1, 0, 0))))
+    return body + [("s", rsp(1, 0x0000, (None, instances, 0, 0)))]
+
+
+def test_misnumbered_pending_responses_stay_with_their_c_get(tmp_path):
+    analysis = analyze_exchanges(tmp_path, session(_misnumbered_body()))
+    (operation,) = analysis.rows("operations")
+    assert operation["message_id"] == 1 and operation["final_status"] == 0x0000
+    assert operation["pending_responses"] == 3 and operation["sub_operations"] == 3
+    assert operation["sub_operations_ambiguous"] == 0
+    assert operation["linking"] == "misnumbered" and operation["misnumbered_responses"] == 3
+    assert "named Message ID 42" in operation["linking_detail"]
+    progress = analysis.rows("progress")
+    assert [row["message_id"] for row in progress] == [1, 1, 1, 1]
+    assert {row["get_message_id"] for row in analysis.rows("sub_operations")} == {1}
+    found = findings(analysis, "GET-RSP-002")
+    pending_frames = [row["frame"] for row in progress if row["final"] is False]
+    assert sorted(f.frame for f in found) == pending_frames  # one per response, at its frame
+    assert all(f.message_id == 1 and "answers Message ID 42" in f.detail for f in found)
+
+
+def test_misnumbered_responses_stay_ambiguous_with_two_c_gets_outstanding(tmp_path):
+    body = [("c", rq(3)), *store(100), ("s", rsp(42, 0xFF00, (1, 1, 0, 0))),
+            ("s", rsp(1, 0x0000, (None, 1, 0, 0))), ("s", rsp(3, 0x0000, (None, 0, 0, 0)))]
+    analysis = analyze_exchanges(tmp_path, session(body))
+    operations = {row["message_id"]: row for row in analysis.rows("operations")}
+    assert set(operations) == {1, 3, 42}
+    assert operations[42]["linking"] == "ambiguous" and operations[42]["misnumbered_responses"] == 0
+    assert "may answer C-GET 1, 3" in operations[42]["linking_detail"]
+    assert operations[1]["linking"] == operations[3]["linking"] == "ambiguous"
+    (finding,) = findings(analysis, "GET-RSP-002")
+    assert finding.message_id == 42
+
+
+def test_misnumbered_responses_not_attached_mid_stream(tmp_path):
+    # Without the association's start, the response may answer a C-GET sent before the capture.
+    exchanges = session(_misnumbered_body())[2:]
+    analysis = analyze_exchanges(tmp_path, exchanges)
+    assert {row["message_id"] for row in analysis.rows("operations")} == {1, 42}
+    assert {row["misnumbered_responses"] for row in analysis.rows("operations")} == {0}
+
+
+def test_misnumbered_responses_not_attached_after_capture_loss(tmp_path):
+    # The segment carrying C-GET-RQ 5 was never captured: its responses, which rightly name 5,
+    # must not be taken for C-GET 1's just because C-GET 1 is the only request seen.
+    from builders import conversation_packets
+    from scapy.utils import wrpcap
+
+    exchanges = session([("c", rq(5)), *_misnumbered_body(named=5)])
+    packets = conversation_packets(exchanges)
+    (lost,) = [i for i, p in enumerate(packets) if bytes(p["TCP"].payload) == rq(5)]
+    del packets[lost]
+    wrpcap(str(tmp_path / "lossy.pcap"), packets)
+    analysis = trace_analyzer.analyze(str(tmp_path / "lossy.pcap"))
+    assert any(p["code"] == "CAPTURE-HOLE" for p in analysis.rows("problems"))
+    operations = {row["message_id"]: row for row in analysis.rows("operations")}
+    assert set(operations) == {1, 5}
+    assert operations[5]["pending_responses"] == 3 and operations[1]["misnumbered_responses"] == 0
+
+
+def test_early_failure_of_a_second_c_get_is_not_misnumbered(tmp_path):
+    # C-GET 1 outstanding; C-GET 2's identifier is still arriving when the SCP refuses it.
+    body = [("c", message(1, rq_command(2))), ("s", rsp(2, 0xA900, None, failed_uids=[])),
+            ("c", data_pdu(1, rq_keys())), ("s", rsp(1, 0x0000, (None, 0, 0, 0)))]
+    analysis = analyze_exchanges(tmp_path, session(body))
+    operations = {row["message_id"]: row for row in analysis.rows("operations")}
+    assert set(operations) == {1, 2}
+    assert operations[2]["final_status"] == 0xA900 and operations[1]["final_status"] == 0x0000
+    assert {row["misnumbered_responses"] for row in operations.values()} == {0}
 
 
 def test_get_rsp_002_request_only_later(tmp_path):

@@ -207,6 +207,13 @@ def responds_to_outstanding_request(report: Reporter, event: Event) -> None:
             return  # no usable (0000,0120): GET-RSP-001 / CMD rules say so
         if operation is None:
             _report_unmatched(report, event.primitive)
+        elif operation.misnumbered and operation.misnumbered[-1] is event.primitive:
+            request = operation.request
+            report(f"C-GET-RSP answers Message ID {key[1]}, but no C-GET-RQ with that Message ID was "
+                   f"outstanding from the peer; the only one outstanding, Message ID {operation.message_id} "
+                   f"on PC {request.context_id} (frame {request.frame}), is taken as the one it answers. "
+                   "(0000,0120) must name an outstanding request", primitive=event.primitive,
+                   sender=event.primitive.sender, role="C-GET SCP", message_id=operation.message_id)
         elif operation.request is None and operation.responses and operation.responses[0] is event.primitive:
             # Decide later: the request may still be in transit (GET-RSP-017's case).
             state.remember(key, event.primitive)
