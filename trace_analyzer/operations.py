@@ -29,6 +29,12 @@ MAX_ORPHANS = 65536
 PENDING = (0xFF00, 0xFF01)
 
 
+def is_final(status) -> bool:
+    """A readable status that is not Pending: the response ends its C-GET. An absent or
+    unreadable Status (wrong length on the wire) is neither Pending nor final."""
+    return isinstance(status, int) and status not in PENDING
+
+
 @dataclass(slots=True)
 class SubOperation:
     """One C-STORE sub-operation: its request, its response, its C-GET."""
@@ -60,6 +66,9 @@ class Operation:
     late_responses: list[C_GET] = field(default_factory=list)
     #: True when another C-GET of the same invoker was outstanding at the same time.
     overlapped: bool = False
+    #: Its place among the capture's C-GETs (1 = first seen): the tables' join key, since
+    #: Message IDs repeat and may be absent (message_id is then -1).
+    number: int = 0
     #: Responses taken as this C-GET's although their (0000,0120) named another Message ID.
     misnumbered: list[C_GET] = field(default_factory=list)
     #: Built from responses naming a Message ID no request had: the C-GETs of the same
@@ -70,7 +79,7 @@ class Operation:
     def final(self) -> C_GET | None:
         """The response that ended the C-GET: its first final one (any after it are late)."""
         for response in self.responses:
-            if response.Status is not None and response.Status not in PENDING:
+            if is_final(response.Status):
                 return response
         return None
 
@@ -123,6 +132,10 @@ class Correlator:
         self._states: dict[tuple[str, int], AssociationOperations] = {}
         #: Told of each link made (a RulesEngine): operation_event(name, primitive, **fields).
         self.observer = None
+
+    def _add(self, operation: Operation) -> None:
+        self.operations.append(operation)
+        operation.number = len(self.operations)
 
     def _notify(self, name: str, primitive, state: AssociationOperations, **fields) -> None:
         if self.observer is not None:
@@ -186,7 +199,7 @@ class Correlator:
         self._notify("c_get_rq", request, state, operation=operation)
         state.outstanding[key] = operation
         state.latest[key] = operation
-        self.operations.append(operation)
+        self._add(operation)
 
     def _get_response(self, state: AssociationOperations, response: C_GET) -> None:
         message_id = response.MessageIDBeingRespondedTo
@@ -216,10 +229,10 @@ class Correlator:
                         other.overlapped = True
                 state.outstanding[key] = operation
                 state.latest[key] = operation
-                self.operations.append(operation)
+                self._add(operation)
                 self._adopt_orphans(state, operation, response.sender)
         operation.responses.append(response)
-        final = response.Status is not None and response.Status not in PENDING
+        final = is_final(response.Status)
         if final:
             del state.outstanding[key]
         self._notify("c_get_rsp", response, state, operation=operation)

@@ -49,7 +49,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "requestor_may": "str", "acceptor_may": "str",
     },
     "operations": {
-        "capture": "str", "association": "int", "message_id": "int",
+        "capture": "str", "association": "int", "operation": "int", "message_id": "int",
         "affected_sop_class_uid": "str", "sop_class_name": "str", "priority": "int",
         "query_retrieve_level": "str", "identifier": "str", "request_frame": "int", "request_time": "float",
         "final_status": "int", "status_hex": "str", "status_category": "str", "status_meaning": "str",
@@ -64,12 +64,14 @@ COLUMNS: dict[str, dict[str, str]] = {
         "warnings": "int",
     },
     "progress": {
-        "capture": "str", "association": "int", "message_id": "int", "frame": "int", "time": "float",
+        "capture": "str", "association": "int", "operation": "int", "message_id": "int", "frame": "int",
+        "time": "float",
         "elapsed_s": "float", "status": "int", "status_hex": "str", "status_category": "str",
         "remaining": "int", "completed": "int", "failed": "int", "warning": "int", "final": "bool",
     },
     "sub_operations": {
-        "capture": "str", "association": "int", "get_message_id": "int", "message_id": "int",
+        "capture": "str", "association": "int", "operation": "int", "get_message_id": "int",
+        "message_id": "int",
         "affected_sop_class_uid": "str", "sop_class_name": "str", "affected_sop_instance_uid": "str",
         "priority": "int", "context_id": "int", "request_frame": "int", "request_time": "float",
         "response_frame": "int", "status": "int", "status_hex": "str", "status_category": "str",
@@ -90,7 +92,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "message_id_being_responded_to": "int", "affected_sop_class_uid": "str",
         "affected_sop_instance_uid": "str", "priority": "int", "data_set_type": "int", "status": "int",
         "remaining": "int", "completed": "int", "failed": "int", "warning": "int",
-        "dataset_bytes": "int", "elements": "str",
+        "dataset_bytes": "int", "data_frame": "int", "elements": "str",
     },
     "violations": {
         "capture": "str", "rule": "str", "severity": "str", "title": "str", "section": "str",
@@ -250,10 +252,15 @@ def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
 
 
 def _sub_counts(operation: Operation) -> dict[str, int]:
-    counts = {"completed": 0, "warning": 0, "failed": 0, "unanswered": 0, "ambiguous": 0}
+    """Outcomes of the sub-operations linked to it; those that may be another C-GET's as well
+    (ambiguous) are counted apart, since they are linked to none (tables agree: each C-STORE
+    row names at most one C-GET)."""
+    counts = {"linked": 0, "completed": 0, "warning": 0, "failed": 0, "unanswered": 0, "ambiguous": 0}
     for sub in operation.sub_operations:
         if sub.ambiguous:
             counts["ambiguous"] += 1
+            continue
+        counts["linked"] += 1
         status = sub.response.Status if sub.response is not None else None
         if not isinstance(status, int):
             counts["unanswered"] += 1
@@ -317,7 +324,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
         source = final or last
         yield {
             "capture": operation.capture, "association": operation.association,
-            "message_id": operation.message_id,
+            "operation": operation.number, "message_id": _message_id(operation),
             "affected_sop_class_uid": _str(sop_class), "sop_class_name": uid_name(_str(sop_class)),
             "priority": _int(request.Priority) if request else None,
             "query_retrieve_level": level, "identifier": identifier,
@@ -333,7 +340,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "failed": _int(final.NumberOfFailedSuboperations) if final else None,
             "warning": _int(final.NumberOfWarningSuboperations) if final else None,
             "pending_responses": len(operation.pending_responses),
-            "sub_operations": len(operation.sub_operations),
+            "sub_operations": counts["linked"],
             "sub_operations_completed": counts["completed"],
             "sub_operations_warning": counts["warning"],
             "sub_operations_failed": counts["failed"],
@@ -365,7 +372,8 @@ def _progress(analysis: Analysis) -> Iterator[dict]:
             status = _int(response.Status)
             yield {
                 "capture": operation.capture, "association": operation.association,
-                "message_id": operation.message_id, "frame": response.frame, "time": response.time,
+                "operation": operation.number, "message_id": _message_id(operation),
+                "frame": response.frame, "time": response.time,
                 "elapsed_s": _elapsed(response.time, start), "status": status,
                 "status_hex": status_hex(status) if status is not None else None,
                 "status_category": status_category(status) if status is not None else None,
@@ -378,14 +386,22 @@ def _progress(analysis: Analysis) -> Iterator[dict]:
             }
 
 
-def _sub_row(operation_capture: str, association: int, sub: SubOperation) -> dict:
+def _message_id(operation: Operation) -> int | None:
+    """Its Message ID, None where its request's was absent or unreadable (kept as -1 inside)."""
+    return operation.message_id if operation.message_id >= 0 else None
+
+
+def _sub_row(operation_capture: str, association: int, sub: SubOperation,
+             operation: Operation | None = None) -> dict:
     request, response = sub.request, sub.response
     status = _int(response.Status) if response else None
     sop_class = _str(request.AffectedSOPClassUID) if request else (
         _str(response.AffectedSOPClassUID) if response else None)
     return {
         "capture": operation_capture, "association": association,
-        "get_message_id": sub.get_message_id,
+        "operation": operation.number if operation is not None and not sub.ambiguous else None,
+        "get_message_id": sub.get_message_id if sub.get_message_id is None or sub.get_message_id >= 0
+        else None,
         "message_id": _int(request.MessageID) if request else (
             _int(response.MessageIDBeingRespondedTo) if response else None),
         "affected_sop_class_uid": sop_class, "sop_class_name": uid_name(sop_class),
@@ -413,7 +429,7 @@ def _sub_operations(analysis: Analysis) -> Iterator[dict]:
             if id(sub) in seen:  # an ambiguous one hangs on several C-GETs: one row
                 continue
             seen.add(id(sub))
-            yield _sub_row(operation.capture, operation.association, sub)
+            yield _sub_row(operation.capture, operation.association, sub, operation)
 
 
 def _statuses(analysis: Analysis) -> Iterator[dict]:
@@ -498,6 +514,7 @@ def _messages(analysis: Analysis) -> Iterator[dict]:
             value = wire.get(keyword)
             row[column] = _int(value) if COLUMNS["messages"][column] == "int" else _str(value)
         row["dataset_bytes"] = length
+        row["data_frame"] = message.data_frame  # where its data set ended, if it had one
         row["elements"] = " ".join(elements)
         yield row
 

@@ -298,6 +298,8 @@ class Reporter:
                 time = event.pdu.time
         if message_id is None:
             message_id = _message_id_of(event, primitive)
+        if message_id is not None and (not isinstance(message_id, int) or message_id < 0):
+            message_id = None  # -1 stands for a C-GET whose Message ID was absent: it names none
         if role is None:
             role = _role_of(event, primitive, sender)
         self._engine._add(self._rule, event.view, detail, sender, frame, time, message_id, role, primitive,
