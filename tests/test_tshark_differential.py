@@ -237,15 +237,21 @@ def _tshark_operations(theirs: oracle.TsharkDecode) -> dict[int, tuple[int | Non
     for command in theirs.commands:
         streams.setdefault(command["tcp_stream"], []).append(command)
     for commands in streams.values():
+        requested = {c["message_id"] for c in commands if c["command_field"] == C_GET_RQ}
         for i, request in enumerate(commands):
             if request["command_field"] != C_GET_RQ:
                 continue
-            pending, stores, final = 0, 0, None
+            pending, stores, final, alone = 0, 0, None, True
             for later in commands[i + 1:]:
+                if later["command_field"] == C_GET_RQ:
+                    alone = False  # another C-GET outstanding: a stray response is not ours alone
+                named = later["message_id_being_responded_to"]
                 if later["command_field"] == C_STORE_RQ and later["srcport"] == request["dstport"]:
                     stores += 1
-                elif (later["command_field"] == C_GET_RSP
-                      and later["message_id_being_responded_to"] == request["message_id"]):
+                elif later["command_field"] == C_GET_RSP and (
+                        named == request["message_id"] or (alone and named not in requested)):
+                    # A response naming no request at all answers the one C-GET outstanding
+                    # (README: mis-numbered responses stay with their C-GET).
                     if later["status"] in PENDING:
                         pending += 1
                     else:

@@ -123,8 +123,12 @@ def run_getscu(
     model: str = "S",
     max_pdu: int = 16384,
     host: str = "127.0.0.1",
+    check: bool = True,
 ) -> dict:
-    """Run getscu once (one association, one C-GET); return what getscu reported."""
+    """Run getscu once (one association, one C-GET); return what getscu reported.
+
+    ``check``: a non-zero exit status is an error (False where the peer is meant to make it fail).
+    """
     outdir = workdir / "getscu_out"
     outdir.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -152,9 +156,10 @@ def run_getscu(
     proc = ManagedProcess(cmd, cwd=workdir)
     rc = proc.wait(TIMEOUT)
     log = proc.output
-    if rc != 0:
+    if rc != 0 and check:
         raise SampleError(f"getscu exited with {rc}: {log[-3000:]}")
     record = parse_getscu_log(log)
+    record["exit_status"] = rc
     record["server_port"] = port
     for truth in record["c_gets"]:
         truth["affected_sop_class_uid"] = str(QUERY_MODELS[model])

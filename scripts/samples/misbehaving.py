@@ -91,6 +91,14 @@ class Fault:
     scu_role_too: bool = False
     #: seconds the SCU waits after the final response before it releases
     linger: float = 0.0
+    #: what the SCP does wrong, when two modes share it (the same fault against another SCU)
+    behaviour: str = ""
+    #: the SCU may end without a final response (it aborts, or the SCP cuts the connection)
+    scu_may_fail: bool = False
+
+    @property
+    def act(self) -> str:
+        return self.behaviour or self.mode
 
 
 FAULTS = {
@@ -123,6 +131,30 @@ FAULTS = {
         Fault("cancel_ignored", ("GET-CAN-007",),
               "after the SCU's C-CANCEL the SCP sends every remaining C-STORE and ends with Success",
               study=1, cancel_after_pending=1),
+        # The same fault against both real SCUs: a refused SCP role, an oversized PDU cut short,
+        # responses naming the wrong Message ID.
+        Fault("role_refused", ("GET-SUB-001", "GET-ROLE-001"),
+              "the A-ASSOCIATE-AC answers the (0,1) role items with (0,0), refusing the requestor the "
+              "SCP role, yet the SCP sends C-STOREs on those contexts", study=3),
+        Fault("role_refused_getscu", ("GET-SUB-001", "GET-ROLE-001"),
+              "the A-ASSOCIATE-AC answers the (0,1) role items with (0,0), refusing the requestor the "
+              "SCP role, yet the SCP sends C-STOREs on those contexts", scu="getscu", study=3,
+              behaviour="role_refused", scu_may_fail=True),
+        Fault("oversized_pdu_cut", ("UL-004",),
+              "the first C-STORE-RQ data set goes in a P-DATA-TF announcing PDU-length 131798 (the SCU "
+              "announced 16384); the SCP stops after its first bytes and closes the connection",
+              scu="getscu", study=3, scu_max_pdu=16384, scu_may_fail=True),
+        Fault("oversized_pdu_cut_pynetdicom", ("UL-004",),
+              "the first C-STORE-RQ data set goes in a P-DATA-TF announcing PDU-length 131798 (the SCU "
+              "announced 16384); the SCP stops after its first bytes and closes the connection",
+              study=3, scu_max_pdu=16384, behaviour="oversized_pdu_cut", scu_may_fail=True),
+        Fault("misnumbered_responses", ("GET-RSP-002",),
+              "the Pending C-GET-RSPs name Message ID 42 in (0000,0120) instead of the request's; the "
+              "final response names the request", study=3),
+        Fault("misnumbered_responses_getscu", ("GET-RSP-002",),
+              "the Pending C-GET-RSPs name Message ID 42 in (0000,0120) instead of the request's; the "
+              "final response names the request", scu="getscu", study=3,
+              behaviour="misnumbered_responses", scu_may_fail=True),
     )
 }  # fmt: skip
 
@@ -309,7 +341,7 @@ class MisbehavingScp:
             if uid not in accepted:
                 continue
             # Normally accept the requestor's SCP role (it receives the sub-ops) and nothing else.
-            answer = (scu, 0) if self.fault.mode == "store_without_role" else (0, scp)
+            answer = {"store_without_role": (scu, 0), "role_refused": (0, 0)}.get(self.fault.act, (0, scp))
             encoded = uid.encode()
             user += _item(0x54, struct.pack(">H", len(encoded)) + encoded + bytes(answer))
         user += _item(0x55, IMPLEMENTATION_VERSION.encode())
@@ -360,8 +392,10 @@ class MisbehavingScp:
     def _send_message(self, context_id: int, command: bytes, data: bytes | None, note: dict) -> None:
         """Fragment a message into P-DATA-TF PDUs within the SCU's maximum (or, on purpose, beyond it)."""
         limit = self.peer_max_pdu or OWN_MAX_PDU
-        if self.fault.mode == "oversized_pdu":
+        if self.fault.act == "oversized_pdu":
             limit = 2 * (self.peer_max_pdu or 4096)
+        if self.fault.act == "oversized_pdu_cut" and data is not None and note["message"] == "C-STORE-RQ":
+            self._send_cut(context_id, command, data, note)
         chunk = (limit - 6) & ~1
         out = b""
         for payload, kind in ((command, 1), (data, 0)):
@@ -375,6 +409,24 @@ class MisbehavingScp:
         self._send(out)
         self.view["sent"].append(note)
 
+    def _send_cut(self, context_id: int, command: bytes, data: bytes, note: dict) -> None:
+        """The command in a PDU of its own, then a P-DATA-TF announcing PDU-length 131798 of
+        which only the PDU and PDV headers and the data set's first bytes are sent; then the
+        SCP waits for the SCU to abort (DCMTK does) or gives up, and closes the connection."""
+        self._send(_pdu(0x04, struct.pack(">IBB", len(command) + 2, context_id, 3) + command))
+        announced = 131798
+        head = struct.pack(">BBI", 0x04, 0, announced) + struct.pack(">IBB", announced - 4, context_id, 2)
+        self._send(head + data[:8192])
+        self.view["sent"].append({**note, "cut": f"PDU-length {announced}, {len(head) + 8192} bytes sent"})
+        deadline = time.monotonic() + 3.0
+        self._sock.settimeout(0.5)
+        try:
+            while time.monotonic() < deadline and self._sock.recv(65536):
+                pass
+        except (TimeoutError, OSError):
+            pass
+        raise _Closed("the SCP cut the oversized PDU short")
+
     def _get_response(
         self,
         context_id: int,
@@ -384,10 +436,13 @@ class MisbehavingScp:
         extra: dict[int, bytes] | None = None,
         identifier: bytes | None = None,
     ) -> None:
+        responding_to = request.MessageID
+        if self.fault.act == "misnumbered_responses" and status == PENDING:
+            responding_to = 42  # the fault: Pending responses name a request that does not exist
         elements = {
             0x0002: _ui(str(request.AffectedSOPClassUID)),
             0x0100: _us(C_GET_RSP),
-            0x0120: _us(request.MessageID),
+            0x0120: _us(responding_to),
             0x0800: _us(DATA_SET if identifier is not None else NO_DATA_SET),
             0x0900: _us(status),
         }
@@ -444,7 +499,7 @@ class MisbehavingScp:
             if context.abstract_syntax != sop_class or context.transfer_syntax is None:
                 continue
             roles = self.requested_roles.get(sop_class)
-            if self.fault.mode == "store_without_role" or (roles and roles[1]):
+            if self.fault.act == "store_without_role" or (roles and roles[1]):
                 return context
         return None
 
@@ -465,7 +520,7 @@ class MisbehavingScp:
             self._c_get(context, request, identifier)
 
     def _c_get(self, context: Context, request: Dataset, identifier: Dataset) -> None:
-        mode = self.fault.mode
+        mode = self.fault.act
         matches = _match(self.datasets, identifier)
         seen = {
             "message_id": request.MessageID,
@@ -627,7 +682,12 @@ def run_pynetdicom_scu(port: int, fault: Fault, request: GetRequest) -> dict:
         "c_gets": [truth],
     }
     try:
-        statuses = send_c_get(assoc, request, truth)
+        try:
+            statuses = send_c_get(assoc, request, truth)
+        except SampleError:
+            if not fault.scu_may_fail:
+                raise
+            statuses = None  # the exchange was cut, as the fault intends
         if fault.linger:
             time.sleep(fault.linger)
         # What send_c_get handed to the application: it stops at the first final response.
@@ -654,7 +714,8 @@ def record_fault(mode: str, path: Path, workdir: Path) -> dict:
     with MisbehavingScp(fault) as scp:
         with LoopbackCapture(path, scp.port):
             if fault.scu == "getscu":
-                assoc = run_getscu(scp.port, workdir, keys, "STUDY", called_ae=AE_TITLE)
+                assoc = run_getscu(scp.port, workdir, keys, "STUDY", called_ae=AE_TITLE,
+                                   check=not fault.scu_may_fail)
             else:
                 request = GetRequest(
                     message_id=7,
@@ -675,7 +736,13 @@ def record_fault(mode: str, path: Path, workdir: Path) -> dict:
     else:
         peers = f"pynetdicom {PYNETDICOM_VERSION} Get SCU -> misbehaving socket SCP ({mode})"
         scu = f"pynetdicom {PYNETDICOM_VERSION} AE.associate + send_c_get"
+    cut_short = fault.scu_may_fail and all(get["final_status"] is None for get in assoc["c_gets"])
+    if cut_short:
+        # Whatever the SCU logs ("Aborting Association"), the connection was closed under it:
+        # no A-ABORT need reach the wire (getscu resets the connection, pynetdicom aborts locally).
+        assoc["ended_by"] = "transport closed"
     return {
+        **({"cut_short": True} if cut_short else {}),  # the C-GET never got a final response
         "description": f"FAULT by the acceptor (C-GET SCP): {fault.summary}. Study {fault.study}, "
         f"STUDY level; SCU max PDU {fault.scu_max_pdu}, C-GET priority "
         f"{fault.priority if fault.scu == 'pynetdicom' else 0}",

@@ -103,12 +103,17 @@ def _family(analysis) -> list:
 def test_samples_show_only_planted_faults():
     with open(os.path.join(SAMPLES, "manifest.json")) as handle:
         manifest = {c["file"]: c for c in json.load(handle)["captures"]}
+    planted = {"fault_store_without_role.pcap", "fault_role_refused.pcap", "fault_role_refused_getscu.pcap"}
+    seen = set()
     for finding in _family(trace_analyzer.analyze(sorted(glob.glob(os.path.join(SAMPLES, "*.pcap*"))))):
-        # Only the planted fault: its AC answers the (1,1) role items with (1,0), so no storage
-        # context lets the requestor act as Storage SCP (the cause of its expected GET-SUB-001).
-        assert os.path.basename(finding.capture) == "fault_store_without_role.pcap", finding
-        assert finding.rule == "GET-ROLE-001" and "GET-SUB-001" in manifest["fault_store_without_role.pcap"][
-            "expected_rules"]
+        # Only the planted faults: their AC answers the role items with (1,0) or (0,0), so no
+        # storage context lets the requestor act as Storage SCP (the cause of their GET-SUB-001).
+        name = os.path.basename(finding.capture)
+        assert name in planted, finding
+        assert finding.rule == "GET-ROLE-001" and "GET-SUB-001" in manifest[name]["expected_rules"]
+        assert finding.peer_side == "acceptor"  # the requestor asked for the SCP role; it was refused
+        seen.add(name)
+    assert seen == planted
 
 
 def test_dcmtk_to_dcmtk_has_no_error():
