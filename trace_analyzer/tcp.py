@@ -22,6 +22,9 @@ MAX_OUT_OF_ORDER_SEGMENTS = 4096
 #: Packets of a connection to wait, after the peer acknowledged bytes past a
 #: hole, before the hole is declared lost.
 ACKED_HOLE_GRACE = 8
+#: An acknowledgement further ahead of the bytes seen than this is not believed (a
+#: zero or random ACK field in a crafted or damaged segment), rather than taken as loss.
+MAX_ACK_AHEAD = MAX_OUT_OF_ORDER_BYTES
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class StreamGap:
     frame: int  # first frame after the hole (or the cut frame)
     time: float
     detail: str
+    #: Known from the other direction's ACK in ``frame``: it precedes that frame's own data.
+    acked: bool = False
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class _Direction:
     last_time: float = 0.0
     acked_hole: int | None = None  # the peer acknowledged up to here, past a hole
     acked_grace: int = 0
+    acked_frame: int = 0  # the frame of that acknowledgement, and its time
+    acked_time: float = 0.0
 
     def absolute(self, seq: int) -> int:
         # Choose the absolute position nearest to what we expect next, so
@@ -93,6 +100,16 @@ class _Connection:
     server: str
     directions: dict[str, _Direction]
     had_data: bool = False
+    #: Stream events of one direction held while the other waits behind a hole: the two are
+    #: handed on in capture order once it is filled or given up (see TcpReassembler._order).
+    parked: list[StreamData | StreamGap] = field(default_factory=list)
+    parked_bytes: int = 0
+
+    @property
+    def blocked(self) -> bool:
+        """A direction waits behind a hole: bytes held out of order, or acknowledged by the
+        peer but not (yet) seen."""
+        return any(d.pending or d.acked_hole is not None for d in self.directions.values())
 
 
 class TcpReassembler:
@@ -119,7 +136,10 @@ class TcpReassembler:
                     and len(payload) == seg.expected_length
                     and (seg.seq - direction.base_seq - direction.next) & 0xFFFFFFFF == 0):
                 other = connection.directions[seg.dst]
-                if not other.pending:
+                if not other.pending and other.acked_hole is None and (
+                        other.next is None or not seg.flags & TCP_ACK
+                        or not 0 < (seg.ack - other.base_seq - other.next) & 0xFFFFFFFF <= MAX_ACK_AHEAD):
+                    # (an ACK past the other direction's last byte seen takes the slow path: loss)
                     direction.last_frame, direction.last_time = frame, time
                     if not payload:
                         return []
@@ -147,10 +167,12 @@ class TcpReassembler:
             connection.had_data = True
             self._data(connection, direction, seg, frame, time, events)
         if seg.flags & TCP_ACK:
-            self._acknowledged(connection.directions[seg.dst], seg.ack)
+            self._acknowledged(connection.directions[seg.dst], seg.ack, frame, time)
         for held in connection.directions.values():
             if held.acked_hole is not None:
                 self._wait_for_acked_hole(connection, held, events)
+        if connection.parked or connection.blocked:
+            events = self._order(connection, events)
         if seg.flags & TCP_RST:
             events.extend(self._close(key, frame, time, "rst"))
         elif seg.flags & TCP_FIN:
@@ -158,6 +180,25 @@ class TcpReassembler:
             if all(d.fin for d in connection.directions.values()):
                 events.extend(self._close(key, frame, time, "fin"))
         return events
+
+    def _order(self, connection: _Connection, events: list[TcpEvent]) -> list[TcpEvent]:
+        """While a direction waits behind a hole, the other direction's stream events wait too:
+        what is judged across directions (a response before its request is complete, a release
+        before the final response) must not be judged on one direction alone. Once nothing
+        waits, both go on together in capture order. Bounded: past the out-of-order limits
+        the holes are given up."""
+        stream = [e for e in events if isinstance(e, (StreamData, StreamGap))]
+        other = [e for e in events if not isinstance(e, (StreamData, StreamGap))]
+        connection.parked.extend(stream)
+        connection.parked_bytes += sum(len(e.data) for e in stream if isinstance(e, StreamData))
+        if connection.blocked and (connection.parked_bytes > MAX_OUT_OF_ORDER_BYTES
+                                   or len(connection.parked) > MAX_OUT_OF_ORDER_SEGMENTS):
+            self._give_up_all(connection, connection.parked)
+        if connection.blocked:
+            return other
+        released = sorted(connection.parked, key=_capture_order)
+        connection.parked, connection.parked_bytes = [], 0
+        return other + released
 
     def holding(self, client: str, server: str) -> bool:
         """Is data of that connection held back behind a hole not yet given up (out-of-order
@@ -299,47 +340,88 @@ class TcpReassembler:
                 frame, time = held_frame, held_time
             self._deliver(connection, direction, start, payload, length, frame, time, held_frame, events)
 
-    def _acknowledged(self, direction: _Direction, ack: int) -> None:
-        """The peer acknowledged bytes past a hole: note it; they may yet show up.
+    def _acknowledged(self, direction: _Direction, ack: int, frame: int, time: float) -> None:
+        """The peer acknowledged bytes past what was seen of this direction: note it; they
+        may yet show up.
 
-        A capture point can see an ACK a little before the data it covers, so
-        the hole is given up only if it stays unfilled for a few more packets
-        (see _wait_for_acked_hole), not at the end of the connection: that keeps
-        this direction's messages in step with the other direction's.
+        Either past a hole before held segments, or past the last byte seen with nothing
+        held: bytes the peer received that the capture missed (a lost A-ASSOCIATE-AC, a lost
+        C-GET-RQ). A capture point can see an ACK a little before the data it covers, so the
+        hole is given up only if it stays unfilled for a few more packets (see
+        _wait_for_acked_hole); meanwhile the other direction waits (_order), so nothing it
+        sends is judged as if those bytes had never been sent.
         """
-        if direction.pending and direction.next is not None and direction.acked_hole is None:
-            acknowledged = direction.absolute(ack)
-            if acknowledged > direction.next:
-                direction.acked_hole = acknowledged
-                direction.acked_grace = ACKED_HOLE_GRACE
+        if direction.next is None or direction.acked_hole is not None:
+            return
+        acknowledged = direction.absolute(ack)
+        ahead = acknowledged - direction.next
+        if ahead <= 0 or ahead > MAX_ACK_AHEAD or (direction.fin and ahead == 1 and not direction.pending):
+            return  # nothing missing (a FIN takes one sequence number), or an ACK not believed
+        direction.acked_hole = acknowledged
+        direction.acked_grace = ACKED_HOLE_GRACE
+        direction.acked_frame, direction.acked_time = frame, time
 
     def _wait_for_acked_hole(self, connection: _Connection, direction: _Direction,
                              events: list[TcpEvent]) -> None:
-        if not direction.pending or direction.next >= direction.acked_hole:
+        missing = direction.acked_hole - direction.next
+        if missing <= 0 or (direction.fin and missing == 1 and not direction.pending):
             direction.acked_hole = None  # filled after all
             return
         direction.acked_grace -= 1
         if direction.acked_grace > 0:
             return
+        self._give_up_acked(connection, direction, events)
+
+    def _give_up_acked(self, connection: _Connection, direction: _Direction,
+                       events: list[TcpEvent]) -> None:
         acknowledged, direction.acked_hole = direction.acked_hole, None
+        evidence = (direction.acked_frame, direction.acked_time)
         while direction.pending and direction.next < acknowledged and min(direction.pending) <= acknowledged:
-            self._give_up_hole(connection, direction, events)
+            # The first hole was known from the ACK, before the held segments came: it is
+            # ordered there, ahead of what the other direction sent after that ACK.
+            self._give_up_hole(connection, direction, events, evidence)
+            evidence = None
+        missing = acknowledged - direction.next
+        if missing > 0 and not direction.pending:
+            # Nothing held: the acknowledged bytes were never captured at all.
+            events.append(StreamGap(connection.conn, direction.src, missing, direction.acked_frame,
+                                    direction.acked_time,
+                                    f"{missing} bytes acknowledged by the peer in frame "
+                                    f"{direction.acked_frame} were never captured", acked=True))
+            direction.next = acknowledged
 
     def _give_up_hole(self, connection: _Connection, direction: _Direction,
-                      events: list[TcpEvent]) -> None:
+                      events: list[TcpEvent], evidence: tuple[int, float] | None = None) -> None:
         start = min(direction.pending)
         frame, time = direction.pending[start][2:]
         size = start - direction.next
-        events.append(StreamGap(connection.conn, direction.src, size, frame, time,
-                                f"{size} bytes never captured before frame {frame}"))
+        if evidence is not None and evidence[0] < frame:
+            events.append(StreamGap(connection.conn, direction.src, size, evidence[0], evidence[1],
+                                    f"{size} bytes never captured before frame {frame} (acknowledged by "
+                                    f"the peer in frame {evidence[0]})", acked=True))
+        else:
+            events.append(StreamGap(connection.conn, direction.src, size, frame, time,
+                                    f"{size} bytes never captured before frame {frame}"))
         direction.next = start
         self._drain(connection, direction, frame, time, events)
 
-    def _close(self, key, frame: int, time: float, how: str) -> list[TcpEvent]:
-        connection = self._connections.pop(key)
-        events: list[TcpEvent] = []
+    def _give_up_all(self, connection: _Connection, events: list) -> None:
         for direction in connection.directions.values():
+            if direction.acked_hole is not None:
+                self._give_up_acked(connection, direction, events)
             while direction.pending:
                 self._give_up_hole(connection, direction, events)
+
+    def _close(self, key, frame: int, time: float, how: str) -> list[TcpEvent]:
+        connection = self._connections.pop(key)
+        events: list[TcpEvent] = list(connection.parked)
+        self._give_up_all(connection, events)
+        events.sort(key=_capture_order)  # the parked and the given-up, in capture order
         events.append(ConnectionClosed(connection.conn, frame, time, how))
         return events
+
+
+def _capture_order(event: StreamData | StreamGap) -> tuple[int, int]:
+    """Sort key for stream events of both directions: by frame (sorting is stable, so a
+    direction keeps its own order); a hole known from an ACK goes before that frame's data."""
+    return event.frame, 0 if getattr(event, "acked", False) else 1
