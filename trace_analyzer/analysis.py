@@ -146,6 +146,15 @@ class CaptureAnalyzer:
         for event in self._tcp.close(frame, time):
             self._tcp_event(event)
         self.correlator.finish()
+        for finding in self.rules.unjudged:
+            count = self.rules.unjudged_count(finding)
+            self.problems.append(Problem(
+                finding.capture, finding.frame or 0, finding.time or 0.0, finding.association,
+                "CAPTURE-UNJUDGED",
+                f"{finding.rule} not judged against the {finding.peer_side or 'unknown side'} "
+                f"({count} time(s) from frame {finding.frame}): the capture lost bytes of this "
+                f"association before (frame {self.rules.lost_at(finding)}), and what this rule "
+                f"would say may be in them; it would have said: {finding.detail}"))
 
     def _stream_data(self, conn: int, src: str, data: bytes, frame: int, time: float) -> None:
         """In-order bytes of a connection (the hot path)."""
@@ -227,6 +236,9 @@ class Analysis:
             s for a in analyzers for s in a.correlator.unlinked_stores]
         self.problem_records: list[Problem] = [p for a in analyzers for p in a.problems]
         self.findings: list[Finding] = [f for a in analyzers for f in a.rules.findings]
+        #: What loss-sensitive rules would have reported after the capture lost bytes of an
+        #: association (rules.engine.LOSS_SENSITIVE): each a CAPTURE-UNJUDGED problem too.
+        self.unjudged: list[Finding] = [f for a in analyzers for f in a.rules.unjudged]
         self._tables: dict[str, Any] = {}
 
     @property

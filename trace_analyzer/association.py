@@ -491,7 +491,8 @@ class AssociationSession:
         size = f"{gap.size} bytes" if gap.size else "an unknown number of bytes"
         out.append(self._problem(gap.frame, gap.time, "CAPTURE-HOLE",
                                  f"{size} from {side.endpoint} missing ({gap.detail}); "
-                                 f"{dropped} buffered bytes of a partial PDU dropped, resynchronising"))
+                                 f"{dropped} buffered bytes of a partial PDU dropped, resynchronising",
+                                 self._sender(side.endpoint) or None))
         self._collect(side, side.assembler.reset(gap.frame, gap.time), out)
 
     def _problem(self, frame: int, time: float, code: str, detail: str, sender: str | None = None) -> Problem:

@@ -85,6 +85,11 @@ class MessageAssembler:
         self._command_context: int | None = None
         self._pending: DimseMessage | None = None  # command done, data set awaited
         self._data: bytearray | None = None
+        #: Data fragments with no command awaiting them, since the last command: after a hole
+        #: they are the rest of a message whose start was lost. [fragments, bytes, first frame,
+        #: last frame, time]; reported in one row when the run ends, not one row each.
+        self._orphans: list | None = None
+        self._after_loss = False
 
     @property
     def in_progress(self) -> DimseMessage | None:
@@ -125,6 +130,11 @@ class MessageAssembler:
         is_command = bool(control & 0x01)
         is_last = bool(control & 0x02)
         if is_command:
+            if self._orphans is not None:
+                if self._after_loss or self._orphans[0] > 1:
+                    out.append(self._orphan_summary())
+                self._orphans = None
+            self._after_loss = False
             if self._pending is not None:
                 self._pending.problems.append("data set never completed before the next command")
                 out.append(DimseProblem(frame, time, "UL-033",
@@ -149,9 +159,17 @@ class MessageAssembler:
         # data fragment
         pending = self._pending
         if pending is None:
-            out.append(DimseProblem(frame, time, "UL-033",
-                                    f"{length} data set bytes on context {context_id} "
-                                    "with no command awaiting a data set"))
+            orphans = self._orphans
+            if orphans is None:
+                self._orphans = [1, length, frame, frame, time]
+                if not self._after_loss:  # the first one is a fault of its own; the rest go in one row
+                    out.append(DimseProblem(frame, time, "UL-033",
+                                            f"{length} data set bytes on context {context_id} "
+                                            "with no command awaiting a data set"))
+            else:
+                orphans[0] += 1
+                orphans[1] += length
+                orphans[3], orphans[4] = frame, time
             return out
         if context_id != pending.context_id:
             text = f"data fragment on context {context_id}, command on context {pending.context_id}"
@@ -194,9 +212,23 @@ class MessageAssembler:
         self._data = None
         return message
 
+    def _orphan_summary(self) -> DimseProblem:
+        count, size, first, last, time = self._orphans
+        self._orphans = None
+        if self._after_loss:
+            return DimseProblem(last, time, "CAPTURE-SKIPPED",
+                                f"{count} data fragment(s), {size} bytes, in frames {first}-{last}: the "
+                                "rest of a message whose start the capture lost, skipped")
+        return DimseProblem(last, time, "UL-033",
+                            f"{count} data fragment(s), {size} bytes, in frames {first}-{last} with no "
+                            "command awaiting a data set (the first one reported above)")
+
     def close(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
         """End of stream: hand over whatever is partly received."""
         out: list[DimseMessage | DimseProblem] = []
+        if self._orphans is not None and (self._after_loss or self._orphans[0] > 1):
+            out.append(self._orphan_summary())
+        self._orphans = None
         if self._pending is not None:
             self._pending.problems.append("stream ended before the data set was complete")
             out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
@@ -213,4 +245,6 @@ class MessageAssembler:
 
     def reset(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
         """A hole in the stream: drop partial state, keep what is whole."""
-        return self.close(frame, time)
+        out = self.close(frame, time)
+        self._after_loss = True
+        return out

@@ -54,6 +54,19 @@ EVENTS = {
     "association_end": "the connection or the capture ended: nothing more",
 }
 
+#: Rules that judge what is absent or in what order messages came, across messages: once the
+#: capture has lost bytes of an association, their evidence may be in what was lost, so they
+#: no longer accuse anyone there; what they would have said is kept as not judged.
+LOSS_SENSITIVE = frozenset({
+    "UL-024", "UL-030", "UL-031", "UL-033", "UL-036", "UL-037",
+    "GET-RQ-008", "GET-RQ-009", "GET-RQ-010", "GET-RQ-011", "GET-ID-001", "GET-ID-003", "GET-ID-012",
+    "GET-RSP-002", "GET-RSP-017", "GET-CNT-004", "GET-CNT-005", "GET-CNT-006", "GET-CNT-007",
+    "GET-CNT-008", "GET-SUB-006", "GET-SUB-010", "GET-SUB-011", "GET-SUB-015", "GET-CAN-003",
+    "GET-CAN-005",
+})
+#: Problems after which bytes of the association are known to be missing.
+LOSS_CODES = frozenset({"CAPTURE-HOLE", "CAPTURE-RESYNC"})
+
 Check = Callable[["Reporter", "Event"], None]
 _REGISTRY: dict[str, list[tuple[str, Check]]] = defaultdict(list)
 IMPLEMENTED: dict[str, list[str]] = defaultdict(list)  # rule ID -> events it is checked on
@@ -161,6 +174,8 @@ class AssociationView:
         #: UL state as the observer sees it: "idle", "requested", "established",
         #: "release-requested", "released", "rejected", "aborted".
         self.state = "idle"
+        #: Frame of the first loss of bytes the capture showed in this association, if any.
+        self.lost_at: int | None = None
 
     def memory(self, key: str, factory: Callable[[], Any]) -> Any:
         """``scratch[key]``, made by ``factory`` the first time (rules run per PDU and per
@@ -366,6 +381,11 @@ class RulesEngine:
         self._active = {name: [(rule_id, check) for rule_id, check in checks if self._on(rule_id)]
                         for name, checks in _REGISTRY.items()}
         self.findings: list[Finding] = []
+        #: What LOSS_SENSITIVE rules would have reported after a loss: not findings, since
+        #: the evidence may be in the lost bytes (the first of each rule and association).
+        self.unjudged: list[Finding] = []
+        self._unjudged_seen: dict[tuple, int] = {}
+        self._lost: dict[tuple[str, int], int] = {}  # (capture, association) -> first loss frame
         self._views: dict[int, AssociationView] = {}  # id(session) -> view
         self._by_association: dict[tuple[str, int], AssociationView] = {}
 
@@ -385,6 +405,8 @@ class RulesEngine:
             view = self._views[id(session)] = AssociationView(session)
             self._by_association[(view.capture, view.association)] = view
         self._track_state(view, name, fields.get("sender"))
+        if name == "problem" and view.lost_at is None and fields["problem"].code in LOSS_CODES:
+            view.lost_at = self._lost[(view.capture, view.association)] = fields["problem"].frame
         self._dispatch(Event(name, view, **fields))
         if name == "association_end":
             self._views.pop(id(session), None)
@@ -429,6 +451,15 @@ class RulesEngine:
             reporter._rule = rule_id
             check(reporter, event)
 
+    def lost_at(self, finding: Finding) -> int | None:
+        """Frame of the first loss in the finding's association."""
+        return self._lost.get((finding.capture, finding.association))
+
+    def unjudged_count(self, finding: Finding) -> int:
+        """How many times that rule would have fired on that side of that association."""
+        key = (finding.capture, finding.association, finding.rule, finding.peer_side)
+        return self._unjudged_seen.get(key, 0)
+
     def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
              time, message_id, role: str, primitive: Any, severity: str | None = None) -> None:
         info = CATALOG[rule_id]
@@ -436,6 +467,13 @@ class RulesEngine:
             severity = self.severity(rule_id)
         finding = Finding(rule_id, severity, info.title, info.section, view.capture,
                           view.association, message_id, frame, time, view.peer(sender), sender, role, detail)
+        if view.lost_at is not None and rule_id in LOSS_SENSITIVE:
+            key = (view.capture, view.association, rule_id, sender)
+            count = self._unjudged_seen.get(key, 0)
+            self._unjudged_seen[key] = count + 1
+            if not count:
+                self.unjudged.append(finding)
+            return
         self.findings.append(finding)
         if primitive is not None and hasattr(primitive, "findings"):
             primitive.findings.append(finding)
