@@ -19,6 +19,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from ..status import FAILURE, status_category
 from .engine import AssociationView, Event, Reporter, rule
 
 PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
@@ -190,7 +191,19 @@ def _checkable(event: Event) -> tuple[Dataset, RetrieveModel] | None:
     dataset, fault = identifier_state(event.view, event.primitive)
     if dataset is None or (fault is not None and fault.kind == "truncated"):
         return None
+    if _refused_early(event):
+        return None  # 9.3.3.4: after an early Failed/Refused answer the SCU may cut the identifier short
     return dataset, model
+
+
+def _refused_early(event: Event) -> bool:
+    """Was the request answered Failed or Refused before its identifier was complete (the
+    same allowance GET-RQ-011 makes)?"""
+    operation, request = event.operation, event.primitive
+    if operation is None or not operation.responses:
+        return False
+    ended = request.data_frame or request.frame or 0
+    return any(status_category(r.Status) == FAILURE and (r.frame or 0) <= ended for r in operation.responses)
 
 
 # -- value helpers ------------------------------------------------------------------------

@@ -99,15 +99,16 @@ def protocol_version(report: Reporter, event: Event) -> None:
 # -- sequence, release, abort ----------------------------------------------------------------
 
 
-@rule("UL-024", "pdu", "release_rq", "problem")
+@rule("UL-024", "pdu", "release_rq", "abort", "problem")
 def pdu_in_sequence(report: Reporter, event: Event) -> None:
-    memory = event.view.memory("UL-024", lambda: {"hole": False, "releasers": set(), "told": set()})
+    memory = event.view.memory("UL-024", lambda: {"hole": False, "releasers": set(), "aborters": set(),
+                                                  "told": set()})
     if event.name == "problem":
         # After a hole the observer may have missed the PDU that changed the state.
         memory["hole"] = memory["hole"] or event.problem.code == "CAPTURE-HOLE"
         return
-    if event.name == "release_rq":
-        memory["releasers"].add(event.sender)
+    if event.name in ("release_rq", "abort"):
+        memory["releasers" if event.name == "release_rq" else "aborters"].add(event.sender)
         return
     state, pdu, sender = event.view.state, event.pdu, event.sender
     if memory["hole"] or state == "idle" or sender not in SIDES or (sender, state) in memory["told"]:
@@ -121,6 +122,10 @@ def pdu_in_sequence(report: Reporter, event: Event) -> None:
     elif pdu.type == P_DATA_TF and state != "established":
         if state == "release-requested" and sender not in memory["releasers"]:
             return  # the side that received A-RELEASE-RQ may still send data (state Sta8)
+        if state == "aborted" and sender not in memory["aborters"]:
+            # Sent before it could know of the other side's A-ABORT: in flight, and simply
+            # ignored by the aborter (PS3.8 Table 9-10, Sta13 AA-6); no fault of the sender.
+            return
         memory["told"].add((sender, state))
         when = {"requested": "before the association was accepted",
                 "release-requested": "after its own A-RELEASE-RQ",
