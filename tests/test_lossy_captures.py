@@ -46,6 +46,13 @@ def test_a_lost_segment_of_a_data_set_blames_nobody(tmp_path):
     assert operation["final_status"] == 0x0000 and operation["complete"]
     assert _errors(analysis) == set(), [(f.rule, f.detail) for f in analysis.findings]
     assert not findings(analysis, "GET-SUB-011") and not findings(analysis, "UL-036")
+    # What could not be judged says so, and the peer it would have accused is not "conformant".
+    unjudged = [p for p in analysis.rows("problems") if p["code"] == "CAPTURE-UNJUDGED"]
+    assert unjudged and all("not judged" in p["detail"] for p in unjudged)
+    verdicts = {p["ae_title"]: p for p in analysis.rows("peers")}
+    accused = {f.peer_side for f in analysis.unjudged if f.severity == "error"}
+    if "requestor" in accused:
+        assert verdicts["GETSCU"]["verdict"] == "not judged" and verdicts["GETSCU"]["not_judged"]
 
 
 def test_a_lost_segment_leaves_no_flood_of_problems(tmp_path):

@@ -223,21 +223,22 @@ class MessageAssembler:
                             f"{count} data fragment(s), {size} bytes, in frames {first}-{last} with no "
                             "command awaiting a data set (the first one reported above)")
 
-    def close(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
-        """End of stream: hand over whatever is partly received."""
+    def close(self, frame: int, time: float,
+              why: str = "at end of stream") -> list[DimseMessage | DimseProblem]:
+        """End of stream (or, ``why`` says, a hole): hand over whatever is partly received."""
         out: list[DimseMessage | DimseProblem] = []
         if self._orphans is not None and (self._after_loss or self._orphans[0] > 1):
             out.append(self._orphan_summary())
         self._orphans = None
         if self._pending is not None:
-            self._pending.problems.append("stream ended before the data set was complete")
+            self._pending.problems.append(f"data set incomplete {why}")
             out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
-                                    f"{self._pending.name} data set incomplete at end of stream "
+                                    f"{self._pending.name} data set incomplete {why} "
                                     f"({self._pending.data_set_length} bytes seen)"))
             out.append(self._finish_pending())
         if self._command:
             out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
-                                    f"command set incomplete at end of stream "
+                                    f"command set incomplete {why} "
                                     f"({len(self._command)} bytes seen)"))
             self._command.clear()
             self._command_context = None
@@ -245,6 +246,6 @@ class MessageAssembler:
 
     def reset(self, frame: int, time: float) -> list[DimseMessage | DimseProblem]:
         """A hole in the stream: drop partial state, keep what is whole."""
-        out = self.close(frame, time)
+        out = self.close(frame, time, "where the capture lost bytes")
         self._after_loss = True
         return out

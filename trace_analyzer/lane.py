@@ -37,6 +37,7 @@ from .packets import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
 )
+from .tcp import MAX_ACK_AHEAD
 
 
 class LaneFlow:
@@ -81,7 +82,7 @@ _LINKS = {
 #: From the link bytes checked to the TCP flags: link bytes, IP version and header length,
 #: total length, flags and fragment offset, protocol, addresses and ports (the flow key),
 #: sequence number, TCP data offset, TCP flags.
-_HEADERS = ">{}sBxHxxHxB2x12sI4xBB"
+_HEADERS = ">{}sBxHxxHxB2x12sIIBB"
 
 
 def _ethernet_link(frame: bytes | memoryview) -> tuple[int, int, bytes] | None:
@@ -252,7 +253,8 @@ class BulkLane:
             if caplen < reach:
                 refused = True
                 break
-            link, version, total, fragment, protocol, key, seq, offset, flags = headers(buf, pos + start + at)
+            link, version, total, fragment, protocol, key, seq, ack, offset, flags = \
+                headers(buf, pos + start + at)
             offset = (offset >> 4) * 4
             length = total - 20 - offset
             if (version != 0x45 or protocol != 6 or fragment & 0x3FFF or flags & 0x07 or link != signature
@@ -275,7 +277,10 @@ class BulkLane:
                     else:
                         other = acks.get(key)
                 if other is not None:  # a bare ACK back
-                    if length:
+                    # It must not acknowledge bytes the lane has not counted: those were lost
+                    # by the capture, which the ordinary path reports from this very ACK.
+                    if length or (flags & 0x10 and 0 < (ack - (seq_now if other is flow else other.seq))
+                                  & 0xFFFFFFFF <= MAX_ACK_AHEAD):
                         refused = True
                         break
                     frame += 1

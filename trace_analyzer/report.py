@@ -101,7 +101,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
 
 
 _STATUS_ORDER = ("Failure", "Cancel", "Warning", "no final response", "Success")
-_VERDICT_ORDER = ("non-conformant", "conformant", "not exercised")
+_VERDICT_ORDER = ("non-conformant", "not judged", "conformant", "not exercised")
 
 
 def _ordered(counts: dict[str, int], order: tuple[str, ...]) -> list[tuple[str, int]]:

@@ -102,7 +102,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     "peers": {
         "ae_title": "str", "address": "str", "implementation_class_uid": "str",
         "implementation_version": "str", "roles": "str", "captures": "int", "associations": "int",
-        "operations": "int", "errors": "int", "warnings": "int", "rules_broken": "str", "verdict": "str",
+        "operations": "int", "errors": "int", "warnings": "int", "rules_broken": "str",
+        "not_judged": "str", "verdict": "str",
     },
     "problems": {
         "capture": "str", "frame": "int", "time": "float", "association": "int", "code": "str",
@@ -559,7 +560,7 @@ def _peers(analysis: Analysis) -> Iterator[dict]:
             sides[(record.capture, record.association, side)] = key
             peer = peers.setdefault(key, {"roles": set(), "captures": set(), "associations": set(),
                                           "operations": set(), "errors": 0, "warnings": 0, "rules": set(),
-                                          "exercised": False})
+                                          "exercised": False, "unjudged": set()})
             peer["roles"].add(f"association {side}")
             peer["captures"].add(record.capture)
             peer["associations"].add((record.capture, record.association))
@@ -592,9 +593,17 @@ def _peers(analysis: Analysis) -> Iterator[dict]:
         elif finding.severity == "warning":
             peer["warnings"] += 1
             peer["rules"].add(finding.rule)
+    for finding in analysis.unjudged:
+        key = sides.get((finding.capture, finding.association, finding.peer_side))
+        if key is not None and finding.severity == "error":
+            peers[key]["unjudged"].add(finding.rule)
     for (ae, address, uid, version), peer in peers.items():
         if peer["errors"]:
             verdict = "non-conformant"
+        elif peer["unjudged"]:
+            # Nothing judged was wrong, but rules that could have accused it were not judged
+            # after capture loss (CAPTURE-UNJUDGED problems): not "conformant" either.
+            verdict = "not judged"
         elif peer["exercised"]:
             verdict = "conformant"
         else:
@@ -603,7 +612,8 @@ def _peers(analysis: Analysis) -> Iterator[dict]:
                "implementation_version": version, "roles": ", ".join(sorted(peer["roles"])),
                "captures": len(peer["captures"]), "associations": len(peer["associations"]),
                "operations": len(peer["operations"]), "errors": peer["errors"], "warnings": peer["warnings"],
-               "rules_broken": " ".join(sorted(peer["rules"])) or None, "verdict": verdict}
+               "rules_broken": " ".join(sorted(peer["rules"])) or None,
+               "not_judged": " ".join(sorted(peer["unjudged"])) or None, "verdict": verdict}
 
 
 def _problems(analysis: Analysis) -> Iterator[dict]:

@@ -84,6 +84,9 @@ class _Direction:
     acked_grace: int = 0
     acked_frame: int = 0  # the frame of that acknowledgement, and its time
     acked_time: float = 0.0
+    #: A later ACK acknowledged as far again: with nothing held, one ACK alone (corrupted, or
+    #: crafted) is not taken as proof that bytes were lost.
+    acked_confirmed: bool = False
 
     def absolute(self, seq: int) -> int:
         # Choose the absolute position nearest to what we expect next, so
@@ -351,15 +354,20 @@ class TcpReassembler:
         _wait_for_acked_hole); meanwhile the other direction waits (_order), so nothing it
         sends is judged as if those bytes had never been sent.
         """
-        if direction.next is None or direction.acked_hole is not None:
+        if direction.next is None:
             return
         acknowledged = direction.absolute(ack)
+        if direction.acked_hole is not None:
+            if acknowledged >= direction.acked_hole:
+                direction.acked_confirmed = True  # cumulative ACKs: the peer did get those bytes
+            return
         ahead = acknowledged - direction.next
         if ahead <= 0 or ahead > MAX_ACK_AHEAD or (direction.fin and ahead == 1 and not direction.pending):
             return  # nothing missing (a FIN takes one sequence number), or an ACK not believed
         direction.acked_hole = acknowledged
         direction.acked_grace = ACKED_HOLE_GRACE
         direction.acked_frame, direction.acked_time = frame, time
+        direction.acked_confirmed = False
 
     def _wait_for_acked_hole(self, connection: _Connection, direction: _Direction,
                              events: list[TcpEvent]) -> None:
@@ -369,6 +377,9 @@ class TcpReassembler:
             return
         direction.acked_grace -= 1
         if direction.acked_grace > 0:
+            return
+        if not direction.pending and not direction.acked_confirmed:
+            direction.acked_hole = None  # one ACK ahead, never repeated: not believed
             return
         self._give_up_acked(connection, direction, events)
 
@@ -408,7 +419,10 @@ class TcpReassembler:
     def _give_up_all(self, connection: _Connection, events: list) -> None:
         for direction in connection.directions.values():
             if direction.acked_hole is not None:
-                self._give_up_acked(connection, direction, events)
+                if direction.pending or direction.acked_confirmed:
+                    self._give_up_acked(connection, direction, events)
+                else:
+                    direction.acked_hole = None
             while direction.pending:
                 self._give_up_hole(connection, direction, events)
 

@@ -59,10 +59,12 @@ EVENTS = {
 #: no longer accuse anyone there; what they would have said is kept as not judged.
 LOSS_SENSITIVE = frozenset({
     "UL-024", "UL-030", "UL-031", "UL-033", "UL-036", "UL-037",
-    "GET-RQ-008", "GET-RQ-009", "GET-RQ-010", "GET-RQ-011", "GET-ID-001", "GET-ID-003", "GET-ID-012",
-    "GET-RSP-002", "GET-RSP-017", "GET-CNT-004", "GET-CNT-005", "GET-CNT-006", "GET-CNT-007",
-    "GET-CNT-008", "GET-SUB-006", "GET-SUB-010", "GET-SUB-011", "GET-SUB-015", "GET-CAN-003",
-    "GET-CAN-005",
+    "GET-RQ-003", "GET-RQ-008", "GET-RQ-009", "GET-RQ-010", "GET-RQ-011",
+    "GET-ID-001", "GET-ID-003", "GET-ID-012",
+    "GET-RSP-002", "GET-RSP-011", "GET-RSP-017",
+    "GET-CNT-004", "GET-CNT-005", "GET-CNT-006", "GET-CNT-007", "GET-CNT-008",
+    "GET-SUB-006", "GET-SUB-010", "GET-SUB-011", "GET-SUB-015",
+    "GET-CAN-003", "GET-CAN-005",
 })
 #: Problems after which bytes of the association are known to be missing.
 LOSS_CODES = frozenset({"CAPTURE-HOLE", "CAPTURE-RESYNC"})
