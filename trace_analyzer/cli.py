@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
 from .rules import CONFIG_FILE
+from .safe_text import clean_row, for_csv, for_terminal, free_text
 from .tables import COLUMNS, TABLES, peer_key
 
 #: Columns shown per table in the terminal; everything is in json/csv.
@@ -182,7 +183,7 @@ def _cell(value: Any, limit: int | None = MAX_CELL) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
-    return _clip(str(value), limit)
+    return _clip(for_terminal(value), limit)
 
 
 def _clip(text: str, limit: int | None) -> str:
@@ -278,7 +279,7 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
     lines = summary_lines(analysis)
     label_width = max(len(label) for label, _ in lines)
     for label, text in lines:
-        out.append(_clip(f"  {label.ljust(label_width)}  {text}", width))
+        out.append(_clip(f"  {label.ljust(label_width)}  {for_terminal(text)}", width))
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
@@ -308,7 +309,7 @@ def _write_csv(analysis: Analysis, folder: str) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(COLUMNS[name]))
             writer.writeheader()
             for row in analysis.rows(name):
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+                writer.writerow({k: "" if v is None else for_csv(v) for k, v in row.items()})
 
 
 def _write_parquet(analysis: Analysis, folder: str) -> None:
@@ -356,7 +357,7 @@ def _run(args: argparse.Namespace) -> Analysis:
     if progress is not None:
         progress.close()
     for error in analysis.errors:
-        print(f"trace-analyzer: {error}", file=sys.stderr)
+        print(f"trace-analyzer: {for_terminal(error)}", file=sys.stderr)
     return analysis
 
 
@@ -366,12 +367,16 @@ def render_check(analysis: Analysis) -> str:
     peers = analysis.rows("peers")
     findings = analysis.rows("violations")
     by_peer: dict[tuple, list[dict]] = {}
-    records = {(r.capture, r.association): r for r in analysis.association_records}
+    # Keyed as the rows are: a file name or AE title that was not valid text is cleaned there.
+    records = {(free_text(r.capture), r.association): r for r in analysis.association_records}
+    peer_columns = ("ae_title", "address", "implementation_class_uid", "implementation_version")
     for finding in findings:
         record = records.get((finding["capture"], finding["association"]))
         if record is None or finding["peer_side"] is None:
             continue
-        by_peer.setdefault(peer_key(record, finding["peer_side"]), []).append(finding)
+        key = tuple(clean_row(dict(zip(peer_columns, peer_key(record, finding["peer_side"]),
+                                       strict=True))).values())
+        by_peer.setdefault(key, []).append(finding)
     if not peers:
         out.append("No DICOM association found.")
     for peer in peers:
@@ -392,7 +397,8 @@ def render_check(analysis: Analysis) -> str:
                        f"{len(items)} finding(s), frames {frames or '-'}{more}")
             out.append(f"      {first['detail']}")
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    # Every line holds wire text (AE titles, versions, details): each is made safe as a whole.
+    return "\n".join(for_terminal(line) for line in out).rstrip() + "\n"
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -435,15 +441,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         folder = args.output or "trace-analyzer-csv"
         _write_csv(analysis, folder)
-        print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {folder}", file=sys.stderr)
+        print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {for_terminal(folder)}", file=sys.stderr)
     elif args.format == "parquet":
         folder = args.output or "trace-analyzer-parquet"
         _write_parquet(analysis, folder)
-        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {folder}", file=sys.stderr)
+        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {for_terminal(folder)}",
+              file=sys.stderr)
     elif args.format == "html":
         path = args.output or "trace-analyzer-report.html"
         _write_html(analysis, path)
-        print(f"trace-analyzer: wrote the report to {path}", file=sys.stderr)
+        print(f"trace-analyzer: wrote the report to {for_terminal(path)}", file=sys.stderr)
     elif len(analysis.errors) < len(analysis.captures):
         width, rows = _terminal_limits(args)
         _emit(render_text(analysis, width, rows, args.show_all), args.output)
@@ -460,10 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rules":
             return run_rules(args)
     except UsageError as exc:
-        print(f"trace-analyzer: {exc}", file=sys.stderr)
+        print(f"trace-analyzer: {for_terminal(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"trace-analyzer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"trace-analyzer: {for_terminal(exc.filename or '')}: {for_terminal(exc.strerror or exc)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

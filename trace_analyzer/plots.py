@@ -22,6 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .safe_text import for_plot, wire_value
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -74,7 +76,7 @@ def _short(text: str | None, limit: int) -> str:
 def _capture_label(analysis: Analysis, capture: str | None) -> str:
     if capture is None or len(analysis.captures) < 2:
         return ""
-    return f"{capture.replace(chr(92), '/').rsplit('/', 1)[-1]}: "
+    return f"{for_plot(capture.replace(chr(92), '/').rsplit('/', 1)[-1])}: "
 
 
 def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
@@ -85,7 +87,8 @@ def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
     for record in analysis.association_records:
         for side in ("requestor", "acceptor"):
             ae, address, _uid, _version = peer_key(record, side)
-            names[(record.capture, record.association, side)] = f"{ae or '?'} @ {address}"
+            # The AE title as the peers table gives it (hex when it was not valid text).
+            names[(record.capture, record.association, side)] = f"{wire_value(ae or '?')} @ {address}"
     return names
 
 
@@ -106,7 +109,7 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
     left = [0] * len(labels)
     for peer in peers:
         values = [counts[label].get(peer, 0) for label in labels]
-        bars = ax.barh(positions, values, left=left, color=colors[peer], label=peer, height=0.6)
+        bars = ax.barh(positions, values, left=left, color=colors[peer], label=for_plot(peer), height=0.6)
         ax.bar_label(bars, labels=[str(v) if v else "" for v in values], label_type="center",
                      color="white", fontsize="small", fontweight="bold")
         left = [a + b for a, b in zip(left, values, strict=True)]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import html
 import io
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from .safe_text import content_security_policy, css_class, for_html
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -181,7 +182,7 @@ footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px; }
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return for_html(value)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -195,8 +196,7 @@ def _cell(column: str, value: Any) -> str:
         text = f"{value:.6f}" if column.endswith("_s") else f"{value:.3f}"
         return f'<td class="num">{text}</td>'
     if column in _BADGE_COLUMNS:
-        css = "b-" + str(value).lower().replace(" ", "-")
-        return f'<td><span class="badge {_esc(css)}">{_esc(value)}</span></td>'
+        return f'<td><span class="badge b-{css_class(value)}">{_esc(value)}</span></td>'
     if column in _TEXT_COLUMNS:
         return f'<td class="text">{_esc(value)}</td>'
     return f"<td>{_esc(value)}</td>"
@@ -262,7 +262,7 @@ def _summary_html(analysis: Analysis) -> str:
     data = summary(analysis)
     cards = [
         ("Captures", len(data["captures"]), ", ".join(
-            row["capture"].replace("\\", "/").rsplit("/", 1)[-1] for row in data["captures"])),
+            _esc(row["capture"].replace("\\", "/").rsplit("/", 1)[-1]) for row in data["captures"])),
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
         ("Peers", data["peers"], _detail(data["peers_by_verdict"], _VERDICT_ORDER)),
@@ -280,7 +280,7 @@ def _summary_html(analysis: Analysis) -> str:
 def _detail(counts: dict[str, int], order: tuple[str, ...]) -> str:
     if not counts:
         return "none"
-    return ", ".join(f'{count} <span class="badge b-{_esc(key.lower().replace(" ", "-"))}">{_esc(key)}</span>'
+    return ", ".join(f'{count} <span class="badge b-{css_class(key)}">{_esc(key)}</span>'
                      for key, count in _ordered(counts, order))
 
 
@@ -328,6 +328,7 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_esc(content_security_policy(_CSS))}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="trace_analyzer {_esc(__version__)}">
 <title>{_esc(title)}</title>
