@@ -261,8 +261,8 @@ def _plots(analysis: Analysis) -> dict[str, str]:
 def _summary_html(analysis: Analysis) -> str:
     data = summary(analysis)
     cards = [
-        ("Captures", len(data["captures"]), ", ".join(
-            _esc(row["capture"].replace("\\", "/").rsplit("/", 1)[-1]) for row in data["captures"])),
+        ("Captures", len(data["captures"]), ", ".join(  # the names as given, escaped here
+            _esc(c.capture.replace("\\", "/").rsplit("/", 1)[-1]) for c in analysis.captures)),
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
         ("Peers", data["peers"], _detail(data["peers_by_verdict"], _VERDICT_ORDER)),
