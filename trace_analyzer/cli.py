@@ -13,13 +13,14 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
+from .output_files import OutputError, open_output, write_folder, write_text
 from .rules import CONFIG_FILE
 from .safe_text import clean_row, for_csv, for_terminal, free_text
-from .tables import COLUMNS, TABLES, peer_key
+from .tables import COLUMNS, TABLES, iter_rows, peer_key
 
 #: Columns shown per table in the terminal; everything is in json/csv.
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -303,13 +304,16 @@ def _terminal_limits(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 
 def _write_csv(analysis: Analysis, folder: str) -> None:
-    os.makedirs(folder, exist_ok=True)
-    for name in TABLES:
-        with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as handle:
+    def table(name: str) -> Callable[[TextIO], None]:
+        def write(handle: TextIO) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(COLUMNS[name]))
             writer.writeheader()
-            for row in analysis.rows(name):
+            for row in iter_rows(name, analysis):
                 writer.writerow({k: "" if v is None else for_csv(v) for k, v in row.items()})
+        return write
+
+    # Links planted in the folder are replaced, never followed; no table is left half written.
+    write_folder(folder, {f"{name}.csv": table(name) for name in TABLES})
 
 
 def _write_parquet(analysis: Analysis, folder: str) -> None:
@@ -321,11 +325,15 @@ def _write_parquet(analysis: Analysis, folder: str) -> None:
         raise UsageError("--format parquet needs pyarrow (pip install pyarrow)") from None
     arrow_types = {"int": pyarrow.int64(), "float": pyarrow.float64(), "str": pyarrow.string(),
                    "bool": pyarrow.bool_()}
-    os.makedirs(folder, exist_ok=True)
-    for name in TABLES:
-        schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
-        table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
-        pyarrow.parquet.write_table(table, os.path.join(folder, f"{name}.parquet"))
+
+    def table(name: str) -> Callable[[Any], None]:
+        def write(handle: Any) -> None:
+            schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
+            table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
+            pyarrow.parquet.write_table(table, handle)
+        return write
+
+    write_folder(folder, {f"{name}.parquet": table(name) for name in TABLES}, binary=True)
 
 
 def _write_html(analysis: Analysis, path: str) -> None:
@@ -342,8 +350,7 @@ def _emit(text: str, path: str | None) -> None:
     if path is None:
         sys.stdout.write(text)
         return
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    write_text(path, text)
 
 
 def _run(args: argparse.Namespace) -> Analysis:
@@ -435,7 +442,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             analysis.write_json(sys.stdout)
             sys.stdout.write("\n")
         else:
-            with open(args.output, "w", encoding="utf-8") as handle:
+            with open_output(args.output) as handle:
                 analysis.write_json(handle)
                 handle.write("\n")
     elif args.format == "csv":
@@ -466,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "rules":
             return run_rules(args)
-    except UsageError as exc:
+    except (UsageError, OutputError) as exc:
         print(f"trace-analyzer: {for_terminal(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:

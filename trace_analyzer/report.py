@@ -352,10 +352,11 @@ Generated {generated} by trace_analyzer {_esc(__version__)}.</p>
 
 
 def write_html(analysis: Analysis, path: str, **options: Any) -> None:
-    """Write :func:`render_html` to ``path`` (UTF-8)."""
-    text = render_html(analysis, **options)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    """Write :func:`render_html` to ``path`` (UTF-8), replacing whatever is there (a link
+    too, never followed: see :mod:`trace_analyzer.output_files`)."""
+    from .output_files import write_text
+
+    write_text(path, render_html(analysis, **options))
 
 
 __all__ = ["REPORT_COLUMNS", "SECTIONS", "figure_png", "html_table", "render_html", "summary",
