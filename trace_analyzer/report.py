@@ -246,11 +246,11 @@ def _plots(analysis: Analysis) -> dict[str, str]:
     out["progress"] = _img(plots.plot_all_progress(analysis, figure=figure),
                            "Sub-operation progress per C-GET")
     statuses = len({(r["service"], r["status"]) for r in plots.status_counts(analysis)})
-    figure = _figure(9.0, 1.6 + 0.5 * max(statuses, 2))
+    figure = _figure(9.0, 1.6 + 0.5 * plots.bars_shown(statuses))  # bounded: top statuses and "other"
     plots.plot_statuses(analysis, ax=figure.subplots())
     out["statuses"] = _img(figure, "Non-success statuses by service and peer")
     rules = len({f.rule for f in analysis.findings})
-    figure = _figure(9.0, 1.6 + 0.45 * max(rules, 2))
+    figure = _figure(9.0, 1.6 + 0.45 * plots.bars_shown(rules))
     plots.plot_findings(analysis, ax=figure.subplots())
     out["findings"] = _img(figure, "Conformance findings by rule and peer")
     out["timing"] = _img(plots.plot_timing(analysis, figure=_figure(9.0, 6.4)),

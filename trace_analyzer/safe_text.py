@@ -22,6 +22,7 @@ import base64
 import hashlib
 import html
 import re
+from collections.abc import Iterable
 from typing import Any
 
 # -- visible escapes ----------------------------------------------------------
@@ -171,9 +172,11 @@ def clean_value(column: str, value: str) -> str:
     return wire_value(value)
 
 
-def clean_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A table row whose every text value is valid Unicode; cheap when it already is."""
-    for column, value in row.items():
+def clean_row(row: dict[str, Any], columns: Iterable[str] | None = None) -> dict[str, Any]:
+    """A table row whose every text value is valid Unicode; cheap when it already is.
+    ``columns``: the only columns that can hold text (all of them when not given)."""
+    for column in row if columns is None else columns:
+        value = row[column]
         if type(value) is str and not value.isascii() and _SURROGATES.search(value):
             row[column] = clean_value(column, value)
     return row

@@ -574,8 +574,9 @@ def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     """One table's rows one at a time, columns in display order. Bytes of the capture that
     were not valid text are given in hex (see :mod:`trace_analyzer.safe_text`)."""
     columns = COLUMNS[name]
+    texts = [column for column, kind in columns.items() if kind == "str"]
     for row in _BUILDERS[name](analysis):
-        yield clean_row({column: row.get(column) for column in columns})
+        yield clean_row({column: row.get(column) for column in columns}, texts)
 
 
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:
