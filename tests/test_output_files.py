@@ -20,6 +20,7 @@ import pytest
 from builders import retrieve, write_conversation
 from hostile_builders import Strings, capture_bytes
 
+import trace_analyzer
 from trace_analyzer.output_files import OutputError, open_output, write_folder
 from trace_analyzer.tables import TABLES
 
@@ -175,3 +176,20 @@ def test_a_name_that_is_not_utf8_never_takes_the_good_capture_down(delivered):
         f"{name}.csv" for name in TABLES)
     report = (folder / "trace-analyzer-report.html").read_text(encoding="utf-8")
     assert "cap\\xff.pcap" in report and "capture.pcap" in report
+
+
+def test_a_plot_that_fails_leaves_the_rest_of_the_report(delivered, monkeypatch):
+    from trace_analyzer import plots
+    from trace_analyzer.report import render_html
+
+    _home, folder = delivered
+    analysis = trace_analyzer.analyze(str(folder / "capture.pcap"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("<b>font</b> trouble")
+
+    monkeypatch.setattr(plots, "plot_statuses", broken)
+    text = render_html(analysis)
+    assert text.count('<img class="plot"') == 3
+    assert "the plot could not be drawn (RuntimeError: &lt;b&gt;font&lt;/b&gt; trouble)" in text
+    assert '<section id="operations">' in text and "GETSCU" in text

@@ -235,26 +235,42 @@ def _img(figure: Figure, alt: str) -> str:
 
 
 def _plots(analysis: Analysis) -> dict[str, str]:
-    """The report's plots as <img> tags, by section id. Uses matplotlib's Figure, not pyplot."""
+    """The report's plots as <img> tags, by section id. Uses matplotlib's Figure, not pyplot.
+
+    A plot that cannot be drawn is replaced by a note saying so: the tables and the other
+    plots of the report are still written."""
     from . import plots
 
+    def progress() -> Figure:
+        count = min(len(analysis.operation_records), 12)
+        columns = max(1, min(3, count))
+        rows = max(1, -(-count // columns))
+        return plots.plot_all_progress(analysis, figure=_figure(4.6 * columns + 0.6, 3.4 * rows + 0.5))
+
+    def statuses() -> Figure:
+        shown = plots.bars_shown(len({(r["service"], r["status"]) for r in plots.status_counts(analysis)}))
+        figure = _figure(9.0, 1.6 + 0.5 * shown)  # bounded: top statuses and "other"
+        plots.plot_statuses(analysis, ax=figure.subplots())
+        return figure
+
+    def findings() -> Figure:
+        figure = _figure(9.0, 1.6 + 0.45 * plots.bars_shown(len({f.rule for f in analysis.findings})))
+        plots.plot_findings(analysis, ax=figure.subplots())
+        return figure
+
+    def timing() -> Figure:
+        return plots.plot_timing(analysis, figure=_figure(9.0, 6.4))
+
     out = {}
-    count = min(len(analysis.operation_records), 12)
-    columns = max(1, min(3, count))
-    rows = max(1, -(-count // columns))
-    figure = _figure(4.6 * columns + 0.6, 3.4 * rows + 0.5)
-    out["progress"] = _img(plots.plot_all_progress(analysis, figure=figure),
-                           "Sub-operation progress per C-GET")
-    statuses = len({(r["service"], r["status"]) for r in plots.status_counts(analysis)})
-    figure = _figure(9.0, 1.6 + 0.5 * plots.bars_shown(statuses))  # bounded: top statuses and "other"
-    plots.plot_statuses(analysis, ax=figure.subplots())
-    out["statuses"] = _img(figure, "Non-success statuses by service and peer")
-    rules = len({f.rule for f in analysis.findings})
-    figure = _figure(9.0, 1.6 + 0.45 * plots.bars_shown(rules))
-    plots.plot_findings(analysis, ax=figure.subplots())
-    out["findings"] = _img(figure, "Conformance findings by rule and peer")
-    out["timing"] = _img(plots.plot_timing(analysis, figure=_figure(9.0, 6.4)),
-                         "C-STORE sub-operation latency and throughput")
+    for key, alt, draw in (("progress", "Sub-operation progress per C-GET", progress),
+                           ("statuses", "Non-success statuses by service and peer", statuses),
+                           ("findings", "Conformance findings by rule and peer", findings),
+                           ("timing", "C-STORE sub-operation latency and throughput", timing)):
+        try:
+            out[key] = _img(draw(), alt)
+        except Exception as exc:  # a plot is not worth the whole report
+            out[key] = (f'<p class="note">{_esc(alt)}: the plot could not be drawn '
+                        f"({_esc(type(exc).__name__)}: {_esc(exc)}).</p>")
     return out
 
 
