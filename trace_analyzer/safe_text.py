@@ -155,7 +155,7 @@ def display_path(path: str) -> str:
 
 #: Columns holding text around wire values, not one wire value: bytes shown as ``\xNN``.
 FREE_TEXT_COLUMNS = frozenset({
-    "capture", "error", "detail", "identifier", "title", "section", "reject", "abort", "roles",
+    "capture", "capture_set", "error", "detail", "identifier", "title", "section", "reject", "abort", "roles",
     "proposed_transfer_syntaxes", "elements", "meaning", "status_meaning", "rules_broken",
     "candidate_get_message_ids", "linking", "sender", "client", "server", "address",
 })
