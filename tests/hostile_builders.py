@@ -74,6 +74,7 @@ class Strings:
     """Every wire string of one association, as raw bytes."""
 
     called_ae: bytes = b"QRSCP"
+    app_context: bytes = b"1.2.840.10008.3.1.1.1"
     calling_ae: bytes = b"GETSCU"
     rq_class_uid: bytes = b"1.2.3.4.5"
     rq_version: bytes = b"HOSTILE_1"
@@ -102,11 +103,11 @@ def _ae(raw: bytes) -> bytes:
 def associate(strings: Strings, request: bool) -> bytes:
     sop = strings.sop_class
     if request:
-        items = _item(0x10, b"1.2.840.10008.3.1.1.1")
+        items = _item(0x10, strings.app_context)
         items += _item(0x20, bytes([1, 0, 0, 0]) + _item(0x30, sop) + _item(0x40, IMPLICIT))
         items += _item(0x20, bytes([3, 0, 0, 0]) + _item(0x30, CT) + _item(0x40, IMPLICIT))
     else:
-        items = _item(0x10, b"1.2.840.10008.3.1.1.1")
+        items = _item(0x10, strings.app_context)
         items += _item(0x21, bytes([1, 0, 0, 0]) + _item(0x40, IMPLICIT))
         items += _item(0x21, bytes([3, 0, 0, 0]) + _item(0x40, IMPLICIT))
     user = _item(0x51, struct.pack(">I", 16384))

@@ -3,9 +3,9 @@ spreadsheet as anything but text, and no user-identity secret reaches any output
 
 One hypothesis test generates captures whose every wire string (AE titles, implementation
 class UIDs and versions, the SOP class and instance UIDs, error comments, identifier values and
-character set, the user-identity username) and whose file name are arbitrary bytes, arbitrary
-text or known attack strings, runs every command and format on each as a user would (the
-command-line entry, in process), and checks:
+character set, the application context name, the user-identity username) and whose file name
+are arbitrary bytes, arbitrary text or known attack strings, runs every command and format on
+each as a user would (the command-line entry, in process), and checks:
 
 * terminal output (``analyze`` tables, with and without a terminal width, ``check``, every
   message on stderr) has no control, format, separator or surrogate character but newline;
@@ -89,6 +89,7 @@ def hostile(draw) -> tuple[Strings, bytes, bool]:
     identity = Identity(kind, draw(wire), draw(_secret()), draw(st.sampled_from(MALFORMED)))
     strings = Strings(
         called_ae=draw(wire), calling_ae=draw(wire), rq_class_uid=draw(wire), rq_version=draw(wire),
+        app_context=draw(st.one_of(st.just(Strings.app_context), wire)),
         ac_class_uid=draw(wire), ac_version=draw(wire),
         sop_class=draw(st.one_of(st.just(Strings.sop_class), wire)),
         instance_uid=draw(wire), level=draw(wire), patient_id=draw(wire), patient_name=draw(wire),
