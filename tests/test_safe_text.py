@@ -139,3 +139,30 @@ def test_command_line_with_a_hostile_non_utf8_file_name(tmp_path):
     result = run("analyze", missing)
     assert result.returncode == 2 and result.stderr.count(b"\n") == 1
     assert b"gone\\xff\\x1b[2J.pcap" in result.stderr and b"\x1b" not in result.stderr
+
+
+def test_ae_titles_that_differ_in_bytes_stay_distinct_peers(tmp_path):
+    """Issue 19 point 5, the output side: calling AEs GETSCU\\xc1 and GETSCU\\xc2 (once both
+    decoded to GETSCU\\ufffd and merged) are two peers, and a called AE padded with NULs no
+    longer prints like the one padded with spaces."""
+    import struct
+
+    from fuzz_support import Conversation
+    from hostile_builders import exchanges
+
+    frames = []
+    for index, (calling, called) in enumerate([(b"GETSCU\xc1", b"QRSCP"), (b"GETSCU\xc2", b"QRSCP\x00\x00")]):
+        conversation = Conversation(client=("10.0.0.1", 40001 + index))
+        for side, data in exchanges(Strings(calling_ae=calling, called_ae=called)):
+            conversation.send(side, data)
+        conversation.close()
+        frames += conversation.frames
+    path = tmp_path / "peers.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(
+        struct.pack("<IIII", 1_700_000_000, n, len(f), len(f)) + f for n, f in enumerate(frames)))
+    data = _run_json(str(path))
+    titles = sorted(p["ae_title"] for p in data["peers"])
+    assert titles == ["0x474554534355c1", "0x474554534355c2", "QRSCP", "QRSCP\x00\x00"]
+    table = subprocess.run([sys.executable, "-m", "trace_analyzer", "analyze", str(path), "--all"],
+                           capture_output=True, text=True, timeout=120).stdout
+    assert "QRSCP\\x00\\x00 " in table and "\x00" not in table
