@@ -13,12 +13,14 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
+from .output_files import OutputError, open_output, write_folder, write_text
 from .rules import CONFIG_FILE
-from .tables import COLUMNS, TABLES, peer_key
+from .safe_text import clean_row, for_csv, for_terminal, free_text
+from .tables import COLUMNS, TABLES, iter_rows, peer_key
 
 #: Columns shown per table in the terminal; everything is in json/csv.
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -182,7 +184,7 @@ def _cell(value: Any, limit: int | None = MAX_CELL) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
-    return _clip(str(value), limit)
+    return _clip(for_terminal(value), limit)
 
 
 def _clip(text: str, limit: int | None) -> str:
@@ -278,7 +280,7 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
     lines = summary_lines(analysis)
     label_width = max(len(label) for label, _ in lines)
     for label, text in lines:
-        out.append(_clip(f"  {label.ljust(label_width)}  {text}", width))
+        out.append(_clip(f"  {label.ljust(label_width)}  {for_terminal(text)}", width))
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
@@ -302,13 +304,16 @@ def _terminal_limits(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 
 def _write_csv(analysis: Analysis, folder: str) -> None:
-    os.makedirs(folder, exist_ok=True)
-    for name in TABLES:
-        with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as handle:
+    def table(name: str) -> Callable[[TextIO], None]:
+        def write(handle: TextIO) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(COLUMNS[name]))
             writer.writeheader()
-            for row in analysis.rows(name):
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            for row in iter_rows(name, analysis):
+                writer.writerow({k: "" if v is None else for_csv(v) for k, v in row.items()})
+        return write
+
+    # Links planted in the folder are replaced, never followed; no table is left half written.
+    write_folder(folder, {f"{name}.csv": table(name) for name in TABLES})
 
 
 def _write_parquet(analysis: Analysis, folder: str) -> None:
@@ -320,11 +325,15 @@ def _write_parquet(analysis: Analysis, folder: str) -> None:
         raise UsageError("--format parquet needs pyarrow (pip install pyarrow)") from None
     arrow_types = {"int": pyarrow.int64(), "float": pyarrow.float64(), "str": pyarrow.string(),
                    "bool": pyarrow.bool_()}
-    os.makedirs(folder, exist_ok=True)
-    for name in TABLES:
-        schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
-        table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
-        pyarrow.parquet.write_table(table, os.path.join(folder, f"{name}.parquet"))
+
+    def table(name: str) -> Callable[[Any], None]:
+        def write(handle: Any) -> None:
+            schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
+            table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
+            pyarrow.parquet.write_table(table, handle)
+        return write
+
+    write_folder(folder, {f"{name}.parquet": table(name) for name in TABLES}, binary=True)
 
 
 def _write_html(analysis: Analysis, path: str) -> None:
@@ -341,8 +350,7 @@ def _emit(text: str, path: str | None) -> None:
     if path is None:
         sys.stdout.write(text)
         return
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    write_text(path, text)
 
 
 def _run(args: argparse.Namespace) -> Analysis:
@@ -356,7 +364,7 @@ def _run(args: argparse.Namespace) -> Analysis:
     if progress is not None:
         progress.close()
     for error in analysis.errors:
-        print(f"trace-analyzer: {error}", file=sys.stderr)
+        print(f"trace-analyzer: {for_terminal(error)}", file=sys.stderr)
     return analysis
 
 
@@ -366,12 +374,16 @@ def render_check(analysis: Analysis) -> str:
     peers = analysis.rows("peers")
     findings = analysis.rows("violations")
     by_peer: dict[tuple, list[dict]] = {}
-    records = {(r.capture, r.association): r for r in analysis.association_records}
+    # Keyed as the rows are: a file name or AE title that was not valid text is cleaned there.
+    records = {(free_text(r.capture), r.association): r for r in analysis.association_records}
+    peer_columns = ("ae_title", "address", "implementation_class_uid", "implementation_version")
     for finding in findings:
         record = records.get((finding["capture"], finding["association"]))
         if record is None or finding["peer_side"] is None:
             continue
-        by_peer.setdefault(peer_key(record, finding["peer_side"]), []).append(finding)
+        key = tuple(clean_row(dict(zip(peer_columns, peer_key(record, finding["peer_side"]),
+                                       strict=True))).values())
+        by_peer.setdefault(key, []).append(finding)
     if not peers:
         out.append("No DICOM association found.")
     for peer in peers:
@@ -392,7 +404,8 @@ def render_check(analysis: Analysis) -> str:
                        f"{len(items)} finding(s), frames {frames or '-'}{more}")
             out.append(f"      {first['detail']}")
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    # Every line holds wire text (AE titles, versions, details): each is made safe as a whole.
+    return "\n".join(for_terminal(line) for line in out).rstrip() + "\n"
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -429,21 +442,22 @@ def run_analyze(args: argparse.Namespace) -> int:
             analysis.write_json(sys.stdout)
             sys.stdout.write("\n")
         else:
-            with open(args.output, "w", encoding="utf-8") as handle:
+            with open_output(args.output) as handle:
                 analysis.write_json(handle)
                 handle.write("\n")
     elif args.format == "csv":
         folder = args.output or "trace-analyzer-csv"
         _write_csv(analysis, folder)
-        print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {folder}", file=sys.stderr)
+        print(f"trace-analyzer: wrote {len(TABLES)} CSV files to {for_terminal(folder)}", file=sys.stderr)
     elif args.format == "parquet":
         folder = args.output or "trace-analyzer-parquet"
         _write_parquet(analysis, folder)
-        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {folder}", file=sys.stderr)
+        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {for_terminal(folder)}",
+              file=sys.stderr)
     elif args.format == "html":
         path = args.output or "trace-analyzer-report.html"
         _write_html(analysis, path)
-        print(f"trace-analyzer: wrote the report to {path}", file=sys.stderr)
+        print(f"trace-analyzer: wrote the report to {for_terminal(path)}", file=sys.stderr)
     elif len(analysis.errors) < len(analysis.captures):
         width, rows = _terminal_limits(args)
         _emit(render_text(analysis, width, rows, args.show_all), args.output)
@@ -459,11 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "rules":
             return run_rules(args)
-    except UsageError as exc:
-        print(f"trace-analyzer: {exc}", file=sys.stderr)
+    except (UsageError, OutputError) as exc:
+        print(f"trace-analyzer: {for_terminal(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"trace-analyzer: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"trace-analyzer: {for_terminal(exc.filename or '')}: {for_terminal(exc.strerror or exc)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -171,7 +171,8 @@ def _decode_value(vr: str, raw: bytes) -> Any:
             out.append((group << 16) | elem)
         return out
     if vr in ("UI", "AE", "LO", "SH", "CS", "ST", "LT"):
-        text = bytes(raw).decode("ascii", "replace")
+        # surrogateescape keeps a byte that is not ASCII (the tables give such a value in hex).
+        text = bytes(raw).decode("ascii", "surrogateescape")
         if vr == "UI":
             # Interned: a sub-operation's request and response, and every message of a
             # retrieve, repeat the same UIDs; one copy each, however many messages keep them.

@@ -95,11 +95,12 @@ class AssociateParameters:
 
 
 def _text(raw: bytes) -> str:
-    return raw.decode("ascii", "replace")
+    # surrogateescape: a byte that is not ASCII is kept, not replaced; the tables give it in hex.
+    return raw.decode("ascii", "surrogateescape")
 
 
 def _uid(raw: bytes) -> str:
-    return raw.decode("ascii", "replace").rstrip("\x00 ")
+    return raw.decode("ascii", "surrogateescape").rstrip("\x00 ")
 
 
 def decode_associate(body: bytes, is_request: bool) -> AssociateParameters:

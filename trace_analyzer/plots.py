@@ -22,6 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .safe_text import for_plot, wire_value
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -74,7 +76,7 @@ def _short(text: str | None, limit: int) -> str:
 def _capture_label(analysis: Analysis, capture: str | None) -> str:
     if capture is None or len(analysis.captures) < 2:
         return ""
-    return f"{capture.replace(chr(92), '/').rsplit('/', 1)[-1]}: "
+    return f"{for_plot(capture.replace(chr(92), '/').rsplit('/', 1)[-1])}: "
 
 
 def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
@@ -85,7 +87,8 @@ def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
     for record in analysis.association_records:
         for side in ("requestor", "acceptor"):
             ae, address, _uid, _version = peer_key(record, side)
-            names[(record.capture, record.association, side)] = f"{ae or '?'} @ {address}"
+            # The AE title as the peers table gives it (hex when it was not valid text).
+            names[(record.capture, record.association, side)] = f"{wire_value(ae or '?')} @ {address}"
     return names
 
 
@@ -98,15 +101,61 @@ def _peer_colors(peers: Iterable[str]) -> dict[str, str]:
     return {peer: PEER_COLORS[index % len(PEER_COLORS)] for index, peer in enumerate(sorted(set(peers)))}
 
 
-def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]], legend_title: str) -> None:
-    """Horizontal bars, one per label (top to bottom), stacked by peer."""
+#: Bars and peer series a bar chart shows at most; the rest are summed into one "other" bar and one
+#: "other peers" series, so a capture with thousands of statuses or peers still gives a small figure.
+MAX_BARS = 15
+MAX_PEERS = 8
+
+
+def bars_shown(count: int) -> int:
+    """How many bars a chart of ``count`` labels shows (at least 2 for the figure height)."""
+    return min(max(count, 2), MAX_BARS)
+
+
+def _bounded(labels: list[str], counts: dict[str, dict[str, int]],
+             noun: str) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """The MAX_BARS - 1 biggest labels (in their order) and one "other" bar for the rest; the
+    MAX_PEERS - 1 biggest peers and one "other peers" series."""
+    if len(labels) > MAX_BARS:
+        rank = {label: index for index, label in enumerate(labels)}
+        totals = {label: sum(counts[label].values()) for label in labels}
+        keep = set(sorted(labels, key=lambda label: (-totals[label], rank[label]))[:MAX_BARS - 1])
+        other = f"other: {len(labels) - len(keep)} more {noun}"
+        merged: dict[str, int] = defaultdict(int)
+        for label in labels:
+            if label not in keep:
+                for peer, count in counts[label].items():
+                    merged[peer] += count
+        labels = [label for label in labels if label in keep] + [other]
+        counts = {**{label: counts[label] for label in labels[:-1]}, other: dict(merged)}
+    peer_totals: Counter[str] = Counter()
+    for label in labels:
+        peer_totals.update(counts[label])
+    if len(peer_totals) > MAX_PEERS:
+        top = {peer for peer, _ in sorted(peer_totals.items(), key=lambda item: (-item[1], item[0]))
+               [:MAX_PEERS - 1]}
+        other_peers = f"other peers ({len(peer_totals) - len(top)})"  # a peer's name always has " @ "
+        regrouped = {}
+        for label in labels:
+            per_peer: dict[str, int] = defaultdict(int)
+            for peer, count in counts[label].items():
+                per_peer[peer if peer in top else other_peers] += count
+            regrouped[label] = dict(per_peer)
+        counts = regrouped
+    return labels, counts
+
+
+def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]], legend_title: str,
+                  noun: str = "bars") -> None:
+    """Horizontal bars, one per label (top to bottom), stacked by peer; bounded (see _bounded)."""
+    labels, counts = _bounded(labels, counts, noun)
     peers = sorted({peer for per_peer in counts.values() for peer in per_peer})
     colors = _peer_colors(peers)
     positions = list(range(len(labels)))[::-1]
     left = [0] * len(labels)
     for peer in peers:
         values = [counts[label].get(peer, 0) for label in labels]
-        bars = ax.barh(positions, values, left=left, color=colors[peer], label=peer, height=0.6)
+        bars = ax.barh(positions, values, left=left, color=colors[peer], label=for_plot(peer), height=0.6)
         ax.bar_label(bars, labels=[str(v) if v else "" for v in values], label_type="center",
                      color="white", fontsize="small", fontweight="bold")
         left = [a + b for a, b in zip(left, values, strict=True)]
@@ -133,7 +182,8 @@ def _select(rows: list[dict], message_id: int | None, association: int | None,
 
 
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
-                  capture: str | None = None, ax: Axes | None = None, legend: bool = True) -> Axes:
+                  capture: str | None = None, ax: Axes | None = None, legend: bool = True,
+                  tables: dict[str, list[dict]] | None = None) -> Axes:
     """Sub-operation counters of one C-GET over time, from its pending and final responses.
 
     The C-GET is chosen by ``message_id`` (with ``association`` and ``capture``
@@ -142,9 +192,12 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     the seconds since the C-GET-RQ; a C-CANCEL-RQ and the final response are
     marked with their frame numbers. A selection that matches no C-GET gives an
     empty plot; one that matches several raises ValueError naming them.
+    ``tables`` (``"operations"`` and ``"progress"`` rows) saves building them again
+    when many C-GETs are drawn.
     """
     ax = _new_axes(ax)
-    operations = _select(analysis.rows("operations"), message_id, association, capture)
+    tables = tables or {name: analysis.rows(name) for name in ("operations", "progress")}
+    operations = _select(tables["operations"], message_id, association, capture)
     xlabel, ylabel = "seconds since the C-GET request", "sub-operations"
     if not operations:
         wanted = "" if message_id is None else f" with Message ID {message_id}"
@@ -157,7 +210,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
                          f"(and capture=): {choices}; plot_all_progress() draws them all")
     operation = operations[0]
     key = (operation["capture"], operation["association"], operation["message_id"])
-    responses = [row for row in analysis.rows("progress")
+    responses = [row for row in tables["progress"]
                  if (row["capture"], row["association"], row["message_id"]) == key]
     status = operation["status_hex"] or "no final response"
     category = operation["status_category"]
@@ -228,7 +281,8 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
     C-GETs that did not end in Success come first. Returns the Figure; its
     ``axes`` are the panels.
     """
-    operations = analysis.rows("operations")
+    tables = {name: analysis.rows(name) for name in ("operations", "progress")}  # built once for every panel
+    operations = tables["operations"]
     ordered = sorted(operations, key=lambda o: o["status_category"] == "Success")[:max_operations]
     count = max(len(ordered), 1)
     columns = max(1, min(columns, count))
@@ -244,7 +298,7 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
         return figure
     for index, (operation, ax) in enumerate(zip(ordered, panels, strict=False)):
         plot_progress(analysis, operation["message_id"], association=operation["association"],
-                      capture=operation["capture"], ax=ax, legend=index == 0)
+                      capture=operation["capture"], ax=ax, legend=index == 0, tables=tables)
         ax.title.set_fontsize("medium")
     for ax in panels[len(ordered):]:
         ax.set_visible(False)
@@ -288,7 +342,7 @@ def status_counts(analysis: Analysis) -> list[dict[str, Any]]:
 def plot_statuses(analysis: Analysis, *, ax: Axes | None = None) -> Axes:
     """Non-success statuses (failure, cancel, warning) by service and status, stacked by sending peer."""
     rows = status_counts(analysis)
-    ax = _new_axes(ax, 8.0, 1.6 + 0.45 * max(len({(r["service"], r["status"]) for r in rows}), 2))
+    ax = _new_axes(ax, 8.0, 1.6 + 0.45 * bars_shown(len({(r["service"], r["status"]) for r in rows})))
     title = "Non-success statuses by service and peer"
     if not rows:
         return _empty(ax, title, "responses", "", "Every C-GET and C-STORE response was Success or Pending")
@@ -300,7 +354,7 @@ def plot_statuses(analysis: Analysis, *, ax: Axes | None = None) -> Axes:
         if label not in counts:
             labels.append(label)
         counts[label][row["peer"]] = counts[label].get(row["peer"], 0) + row["responses"]
-    _stacked_bars(ax, labels, counts, "sent by")
+    _stacked_bars(ax, labels, counts, "sent by", "statuses")
     ax.set_title(title)
     ax.set_xlabel("responses")
     return ax
@@ -309,7 +363,7 @@ def plot_statuses(analysis: Analysis, *, ax: Axes | None = None) -> Axes:
 def plot_findings(analysis: Analysis, *, ax: Axes | None = None) -> Axes:
     """Conformance findings counted by rule (with its severity), stacked by the peer at fault."""
     findings = analysis.findings
-    ax = _new_axes(ax, 8.0, 1.6 + 0.4 * max(len({f.rule for f in findings}), 2))
+    ax = _new_axes(ax, 8.0, 1.6 + 0.4 * bars_shown(len({f.rule for f in findings})))
     title = "Conformance findings by rule and peer"
     if not findings:
         return _empty(ax, title, "findings", "", "No conformance finding")
@@ -324,7 +378,7 @@ def plot_findings(analysis: Analysis, *, ax: Axes | None = None) -> Axes:
     severity = {"error": 0, "warning": 1, "info": 2}
     labels = sorted(order, key=lambda label: (severity.get(label.rsplit("(", 1)[1].rstrip(")"), 3),
                                               -order[label], label))
-    _stacked_bars(ax, labels, counts, "peer at fault")
+    _stacked_bars(ax, labels, counts, "peer at fault", "rules")
     ax.set_title(title)
     ax.set_xlabel("findings")
     return ax
@@ -454,6 +508,6 @@ def plot_timing(analysis: Analysis, *, figure: Figure | None = None) -> Figure:
     return figure
 
 
-__all__ = ["CATEGORY_COLORS", "COUNTER_COLORS", "peer_names", "plot_all_progress", "plot_findings",
-           "plot_latency", "plot_progress", "plot_statuses", "plot_throughput", "plot_timing",
-           "status_counts"]
+__all__ = ["CATEGORY_COLORS", "COUNTER_COLORS", "MAX_BARS", "MAX_PEERS", "bars_shown", "peer_names",
+           "plot_all_progress", "plot_findings", "plot_latency", "plot_progress", "plot_statuses",
+           "plot_throughput", "plot_timing", "status_counts"]

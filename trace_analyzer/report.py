@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import html
 import io
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from .safe_text import content_security_policy, css_class, for_html
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -181,7 +182,7 @@ footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px; }
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return for_html(value)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -195,8 +196,7 @@ def _cell(column: str, value: Any) -> str:
         text = f"{value:.6f}" if column.endswith("_s") else f"{value:.3f}"
         return f'<td class="num">{text}</td>'
     if column in _BADGE_COLUMNS:
-        css = "b-" + str(value).lower().replace(" ", "-")
-        return f'<td><span class="badge {_esc(css)}">{_esc(value)}</span></td>'
+        return f'<td><span class="badge b-{css_class(value)}">{_esc(value)}</span></td>'
     if column in _TEXT_COLUMNS:
         return f'<td class="text">{_esc(value)}</td>'
     return f"<td>{_esc(value)}</td>"
@@ -235,34 +235,50 @@ def _img(figure: Figure, alt: str) -> str:
 
 
 def _plots(analysis: Analysis) -> dict[str, str]:
-    """The report's plots as <img> tags, by section id. Uses matplotlib's Figure, not pyplot."""
+    """The report's plots as <img> tags, by section id. Uses matplotlib's Figure, not pyplot.
+
+    A plot that cannot be drawn is replaced by a note saying so: the tables and the other
+    plots of the report are still written."""
     from . import plots
 
+    def progress() -> Figure:
+        count = min(len(analysis.operation_records), 12)
+        columns = max(1, min(3, count))
+        rows = max(1, -(-count // columns))
+        return plots.plot_all_progress(analysis, figure=_figure(4.6 * columns + 0.6, 3.4 * rows + 0.5))
+
+    def statuses() -> Figure:
+        shown = plots.bars_shown(len({(r["service"], r["status"]) for r in plots.status_counts(analysis)}))
+        figure = _figure(9.0, 1.6 + 0.5 * shown)  # bounded: top statuses and "other"
+        plots.plot_statuses(analysis, ax=figure.subplots())
+        return figure
+
+    def findings() -> Figure:
+        figure = _figure(9.0, 1.6 + 0.45 * plots.bars_shown(len({f.rule for f in analysis.findings})))
+        plots.plot_findings(analysis, ax=figure.subplots())
+        return figure
+
+    def timing() -> Figure:
+        return plots.plot_timing(analysis, figure=_figure(9.0, 6.4))
+
     out = {}
-    count = min(len(analysis.operation_records), 12)
-    columns = max(1, min(3, count))
-    rows = max(1, -(-count // columns))
-    figure = _figure(4.6 * columns + 0.6, 3.4 * rows + 0.5)
-    out["progress"] = _img(plots.plot_all_progress(analysis, figure=figure),
-                           "Sub-operation progress per C-GET")
-    statuses = len({(r["service"], r["status"]) for r in plots.status_counts(analysis)})
-    figure = _figure(9.0, 1.6 + 0.5 * max(statuses, 2))
-    plots.plot_statuses(analysis, ax=figure.subplots())
-    out["statuses"] = _img(figure, "Non-success statuses by service and peer")
-    rules = len({f.rule for f in analysis.findings})
-    figure = _figure(9.0, 1.6 + 0.45 * max(rules, 2))
-    plots.plot_findings(analysis, ax=figure.subplots())
-    out["findings"] = _img(figure, "Conformance findings by rule and peer")
-    out["timing"] = _img(plots.plot_timing(analysis, figure=_figure(9.0, 6.4)),
-                         "C-STORE sub-operation latency and throughput")
+    for key, alt, draw in (("progress", "Sub-operation progress per C-GET", progress),
+                           ("statuses", "Non-success statuses by service and peer", statuses),
+                           ("findings", "Conformance findings by rule and peer", findings),
+                           ("timing", "C-STORE sub-operation latency and throughput", timing)):
+        try:
+            out[key] = _img(draw(), alt)
+        except Exception as exc:  # a plot is not worth the whole report
+            out[key] = (f'<p class="note">{_esc(alt)}: the plot could not be drawn '
+                        f"({_esc(type(exc).__name__)}: {_esc(exc)}).</p>")
     return out
 
 
 def _summary_html(analysis: Analysis) -> str:
     data = summary(analysis)
     cards = [
-        ("Captures", len(data["captures"]), ", ".join(
-            row["capture"].replace("\\", "/").rsplit("/", 1)[-1] for row in data["captures"])),
+        ("Captures", len(data["captures"]), ", ".join(  # the names as given, escaped here
+            _esc(c.capture.replace("\\", "/").rsplit("/", 1)[-1]) for c in analysis.captures)),
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
         ("Peers", data["peers"], _detail(data["peers_by_verdict"], _VERDICT_ORDER)),
@@ -280,7 +296,7 @@ def _summary_html(analysis: Analysis) -> str:
 def _detail(counts: dict[str, int], order: tuple[str, ...]) -> str:
     if not counts:
         return "none"
-    return ", ".join(f'{count} <span class="badge b-{_esc(key.lower().replace(" ", "-"))}">{_esc(key)}</span>'
+    return ", ".join(f'{count} <span class="badge b-{css_class(key)}">{_esc(key)}</span>'
                      for key, count in _ordered(counts, order))
 
 
@@ -328,6 +344,7 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_esc(content_security_policy(_CSS))}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="trace_analyzer {_esc(__version__)}">
 <title>{_esc(title)}</title>
@@ -351,10 +368,11 @@ Generated {generated} by trace_analyzer {_esc(__version__)}.</p>
 
 
 def write_html(analysis: Analysis, path: str, **options: Any) -> None:
-    """Write :func:`render_html` to ``path`` (UTF-8)."""
-    text = render_html(analysis, **options)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    """Write :func:`render_html` to ``path`` (UTF-8), replacing whatever is there (a link
+    too, never followed: see :mod:`trace_analyzer.output_files`)."""
+    from .output_files import write_text
+
+    write_text(path, render_html(analysis, **options))
 
 
 __all__ = ["REPORT_COLUMNS", "SECTIONS", "figure_png", "html_table", "render_html", "summary",

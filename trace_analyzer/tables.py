@@ -20,6 +20,7 @@ from .commandset import COMMAND_NAMES
 from .operations import Operation, SubOperation
 from .pdu_items import USER_IDENTITY_TYPES
 from .primitives import C_GET
+from .safe_text import clean_row
 from .status import status_category, status_hex, status_meaning
 
 if TYPE_CHECKING:
@@ -640,10 +641,12 @@ _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
 
 
 def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
-    """One table's rows one at a time, columns in display order."""
+    """One table's rows one at a time, columns in display order. Bytes of the capture that
+    were not valid text are given in hex (see :mod:`trace_analyzer.safe_text`)."""
     columns = COLUMNS[name]
+    texts = [column for column, kind in columns.items() if kind == "str"]
     for row in _BUILDERS[name](analysis):
-        yield {column: row.get(column) for column in columns}
+        yield clean_row({column: row.get(column) for column in columns}, texts)
 
 
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:
