@@ -48,6 +48,9 @@ class DimseMessage:
     data_frame: int | None = None
     data_time: float | None = None
     problems: list[str] = field(default_factory=list)
+    #: Why its data set never completed, when the capture (not the peer) cut it: "at end of
+    #: stream" or "where the capture lost bytes"; None otherwise.
+    cut: str | None = None
     # Filled in by the association layer.
     capture: str = ""
     association: int = 0
@@ -232,6 +235,7 @@ class MessageAssembler:
         self._orphans = None
         if self._pending is not None:
             self._pending.problems.append(f"data set incomplete {why}")
+            self._pending.cut = why
             out.append(DimseProblem(frame, time, "CAPTURE-INCOMPLETE",
                                     f"{self._pending.name} data set incomplete {why} "
                                     f"({self._pending.data_set_length} bytes seen)"))
