@@ -195,7 +195,8 @@ class CaptureAnalyzer:
         elif isinstance(event, ConnectionClosed):
             session = self._sessions.pop(event.conn, None)
             if session is not None:
-                self._outputs(session.close(event.frame, event.time))
+                self._outputs(session.close(event.frame, event.time, event.closer, event.closer_frame,
+                                            event.closer_time))
                 if session.is_dicom:
                     self.correlator.close_association(self.capture, session.record.association)
                     session.end(event.frame, event.time)

@@ -104,6 +104,11 @@ class AssociationRecord:
     released: bool = False
     mid_stream: bool = False  # the capture began after the A-ASSOCIATE
     closed: bool = False
+    #: The side ("requestor"/"acceptor") that closed the TCP connection first (FIN or RST), and
+    #: the frame and time; None when the capture simply ended with the connection open.
+    closed_by: str | None = None
+    close_frame: int = 0
+    close_time: float = 0.0
     start_time: float = 0.0
     end_time: float = 0.0
     first_frame: int = 0
@@ -139,6 +144,8 @@ class AssociationRecord:
             return "aborted"
         if self.released:
             return "released"
+        if self.accept is not None and self.closed_by is not None:
+            return "closed without release"  # a peer closed the transport (PS3.8 7.2, 9.1.4)
         # Accepted and still open; once the stream ends without a release it is incomplete.
         return "accepted" if self.accept is not None and not self.closed else "incomplete"
 
@@ -229,11 +236,17 @@ class AssociationSession:
             side.reader.elide(keep)
         return out
 
-    def close(self, frame: int, time: float) -> list[DimseMessage | Problem]:
+    def close(self, frame: int, time: float, closer: str | None = None, closer_frame: int = 0,
+              closer_time: float = 0.0) -> list[DimseMessage | Problem]:
+        """The TCP connection ended; ``closer`` is the endpoint that closed it first, if one did."""
         out: list[DimseMessage | Problem] = []
         if not self.is_dicom:
             return out
         self.record.closed = True
+        if closer is not None and self._sender(closer):
+            record = self.record
+            record.closed_by, record.close_frame, record.close_time = \
+                self._sender(closer), closer_frame, closer_time
         for side in self._sides.values():
             pending = side.reader.pending
             if pending and side.reader.synced:
@@ -353,7 +366,7 @@ class AssociationSession:
         sender = self._sender(side.endpoint)
         self._notify("pdu", pdu=pdu, sender=sender, frame=pdu.frame, time=pdu.time)
         if record.pdus == 0:
-            record.start_time, record.first_frame = pdu.time, pdu.first_frame
+            record.start_time, record.first_frame = pdu.first_time, pdu.first_frame
         record.pdus += 1
         record.end_time = max(record.end_time, pdu.time)
         record.last_frame = max(record.last_frame, pdu.frame)

@@ -565,8 +565,9 @@ def _peers(analysis: Analysis) -> Iterator[dict]:
             peer["roles"].add(f"association {side}")
             peer["captures"].add(record.capture)
             peer["associations"].add((record.capture, record.association))
-            if side == "requestor" and record.request is not None:
-                peer["exercised"] = True
+            answered = record.accept is not None or record.reject is not None
+            if side == "requestor" and record.request is not None and answered:
+                peer["exercised"] = True  # an RQ nobody answered exercised nothing
             if side == "acceptor" and (record.accept is not None or record.reject is not None):
                 peer["exercised"] = True
     for message in analysis.primitives:

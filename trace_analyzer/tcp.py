@@ -64,6 +64,11 @@ class ConnectionClosed:
     frame: int
     time: float
     how: str  # "fin", "rst", "end of capture", "reused"
+    #: The endpoint that closed first (its FIN or RST), the frame and time it did; None if
+    #: neither side closed (the capture ended, or the connection was reused).
+    closer: str | None = None
+    closer_frame: int = 0
+    closer_time: float = 0.0
 
 
 TcpEvent = ConnectionOpened | StreamData | StreamGap | ConnectionClosed
@@ -107,6 +112,7 @@ class _Connection:
     #: handed on in capture order once it is filled or given up (see TcpReassembler._order).
     parked: list[StreamData | StreamGap] = field(default_factory=list)
     parked_bytes: int = 0
+    closer: tuple[str, int, float] | None = None  # the first FIN or RST: (src, frame, time)
 
     @property
     def blocked(self) -> bool:
@@ -176,6 +182,8 @@ class TcpReassembler:
                 self._wait_for_acked_hole(connection, held, events)
         if connection.parked or connection.blocked:
             events = self._order(connection, events)
+        if seg.flags & (TCP_RST | TCP_FIN) and connection.closer is None:
+            connection.closer = (seg.src, frame, time)
         if seg.flags & TCP_RST:
             events.extend(self._close(key, frame, time, "rst"))
         elif seg.flags & TCP_FIN:
@@ -431,7 +439,9 @@ class TcpReassembler:
         events: list[TcpEvent] = list(connection.parked)
         self._give_up_all(connection, events)
         events.sort(key=_capture_order)  # the parked and the given-up, in capture order
-        events.append(ConnectionClosed(connection.conn, frame, time, how))
+        closer = connection.closer if how != "reused" else None
+        events.append(ConnectionClosed(connection.conn, frame, time, how,
+                                       *(closer if closer is not None else (None, 0, 0.0))))
         return events
 
 

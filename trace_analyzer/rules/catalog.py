@@ -406,7 +406,18 @@ _RULES = (
      'PS3.7 D.3.3.4 (silent)'),
 )
 
-CATALOG: dict[str, RuleInfo] = {rule[0]: RuleInfo(*rule) for rule in _RULES}
+#: The project's own rules, beyond the shared catalog (shared/spec/cget-rules.md): faults
+#: seen in captures from the field that no rule there names. Prefix TA- (trace_analyzer).
+_OWN_RULES = (
+    ('TA-ROLE-001', 'warning',
+     'A-ASSOCIATE-RQ offers a C-GET context and storage contexts but proposes the SCP role for no storage SOP class: no C-STORE sub-operation can be sent on the association',
+     'PS3.4 C.4.3.2.1; PS3.7 D.3.3.4'),
+    ('TA-UL-001', 'warning',
+     'An established association ended by closing the TCP connection (FIN or RST) without a completed A-RELEASE or an A-ABORT',
+     'PS3.8 7.2, 9.1.4'),
+)
+
+CATALOG: dict[str, RuleInfo] = {rule[0]: RuleInfo(*rule) for rule in (*_RULES, *_OWN_RULES)}
 
 #: Rules a passive observer of the wire cannot decide, and why.
 NOT_CHECKABLE: dict[str, str] = {}

@@ -64,7 +64,7 @@ LOSS_SENSITIVE = frozenset({
     "GET-RSP-002", "GET-RSP-011", "GET-RSP-017",
     "GET-CNT-004", "GET-CNT-005", "GET-CNT-006", "GET-CNT-007", "GET-CNT-008",
     "GET-SUB-006", "GET-SUB-010", "GET-SUB-011", "GET-SUB-015",
-    "GET-CAN-003", "GET-CAN-005",
+    "GET-CAN-003", "GET-CAN-005", "TA-UL-001",
 })
 #: Problems after which bytes of the association are known to be missing.
 LOSS_CODES = frozenset({"CAPTURE-HOLE", "CAPTURE-RESYNC"})

@@ -128,3 +128,24 @@ def both_roles_rejected(report: Reporter, event: Event) -> None:
         report(f"A-ASSOCIATE-AC answers the (SCU 1, SCP 1) role proposal for "
                f"{', '.join(_short(u) for u in rejected)} with (0, 0), whose effect PS3.7 D.3.3.4 leaves "
                "undefined (pynetdicom then treats the context as unusable)")
+
+
+@rule("TA-ROLE-001", "associate_rq")
+def storage_scp_role_proposed(report: Reporter, event: Event) -> None:
+    # Judged on the RQ alone, so it is reported even when the request is never answered
+    # (go-netdicom, Horos: C-GET models and storage classes, no role selection item at all).
+    params = event.params
+    offered = {c.abstract_syntax for c in params.contexts if c.abstract_syntax}
+    gets = sorted(uid for uid in offered if is_get_class(uid))
+    storage = sorted(uid for uid in offered if is_storage_class(uid))
+    if not gets or not storage:
+        return  # no C-GET, or no storage at all (GET-ROLE-003)
+    asked = {r.sop_class_uid for r in params.roles if r.scp_role}
+    if asked & set(storage):
+        return
+    how = "no SCP/SCU role selection item (0x54) at all" if not params.roles else \
+        "role selection items, none with SCP-role = 1 for a storage class"
+    report(f"A-ASSOCIATE-RQ offers {', '.join(_short(u) for u in gets)} and {len(storage)} storage "
+           f"context(s) with {how}: without the SCP role for a storage class the requestor cannot "
+           "receive any C-STORE sub-operation of its C-GETs (PS3.4 C.4.3.2.1, PS3.7 D.3.3.4)",
+           sender="requestor", frame=event.view.record.first_frame)

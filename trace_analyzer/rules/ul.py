@@ -181,3 +181,15 @@ def abort_with_get_outstanding(report: Reporter, event: Event) -> None:
                f"{len(operation.sub_operations)} sub-operations seen); the operation is incomplete and the "
                "fate of its sub-operations is undefined",
                sender=sender or None, frame=frame, time=time, message_id=message_id, role=role)
+
+
+@rule("TA-UL-001", "association_end")
+def closed_without_release(report: Reporter, event: Event) -> None:
+    record = event.view.record
+    if record.accept is None or record.closed_by is None or record.released or record.abort is not None:
+        return  # never established, released, aborted, or the capture simply ended
+    asked = " after an A-RELEASE-RQ that was never answered" if record.release_requested else ""
+    report(f"The {record.closed_by} closed the TCP connection of an established association{asked}, "
+           "with no completed A-RELEASE and no A-ABORT; the transport may be released only after "
+           "A-RELEASE or A-ABORT (PS3.8 7.2, 9.1.4), and the other side sees an A-P-ABORT",
+           sender=record.closed_by, frame=record.close_frame, time=record.close_time)
