@@ -12,13 +12,16 @@ of C-STORE data sets there and hands the counts to the layers (see lane.py).
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
-from .capture import CaptureError, CaptureRecord, iter_records
+from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_records, snap_length
+from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
 from .operations import Correlator, Operation, SubOperation
@@ -43,17 +46,42 @@ class CaptureSummary:
     first_time: float | None = None
     last_time: float | None = None
     error: str | None = None  # the file could not be read at all
+    #: The capture set the file belongs to (its own name when alone), and the frames of the
+    #: set's files before it: frame f of this file is frame frame_offset + f of the set.
+    capture_set: str | None = None
+    frame_offset: int = 0
+
+
+@dataclass(slots=True)
+class SetResult:
+    """What one capture set's analysis gives: plain records, picklable, so that a set can be
+    analysed in another process or on a Dask worker and merged with the others."""
+
+    name: str
+    summaries: list[CaptureSummary]
+    associations: list[AssociationRecord]
+    messages: list[C_GET | C_STORE | C_CANCEL]
+    other_messages: list[DimseMessage]
+    operations: list[Operation]
+    unlinked_stores: list[SubOperation]
+    problems: list[Problem]
+    findings: list[Finding]
 
 
 class CaptureAnalyzer:
-    """Analyse one capture, fed record by record. No I/O."""
+    """Analyse one capture, or one capture set (files that continue each other), fed record
+    by record. No I/O. The frames of a set are numbered on from one file to the next
+    (:meth:`next_file`), so every layer carries on across a file boundary."""
 
     def __init__(self, capture: str, ports: Iterable[int] = (),
                  next_association_id: Callable[[], int] | None = None,
                  rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> None:
         self.capture = capture
         self.ports = frozenset(ports)
-        self.summary = CaptureSummary(capture)
+        self.summary = CaptureSummary(capture, capture_set=capture)
+        self.summaries = [self.summary]  # one per file of the set
+        self.frame_offset = 0  # frames of the set's files before the current one
+        self._file_named = False
         self.associations: list[AssociationRecord] = []
         self.messages: list[C_GET | C_STORE | C_CANCEL] = []
         self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
@@ -77,6 +105,24 @@ class CaptureAnalyzer:
         self._bulk_candidate: tuple[AssociationSession, str] | None = None
         self.lane_records = 0  # records the lane counted (for benchmarks and tests)
         self.on_progress: Callable[[int], None] | None = None
+
+    def next_file(self, capture: str) -> None:
+        """The records that follow come from the set's next file, ``capture``: its frames are
+        numbered on from the last file's, and it gets a summary of its own."""
+        if self.lane is not None:
+            self.lane.clear()  # its counts are flushed; the next file's buffer is another
+        if self._file_named:
+            self.frame_offset += self.summary.frames
+            self.summary = CaptureSummary(capture, capture_set=self.capture, frame_offset=self.frame_offset)
+            self.summaries.append(self.summary)
+        else:
+            self.summary.capture = capture
+        self._file_named = True
+
+    def result(self) -> SetResult:
+        return SetResult(self.capture, self.summaries, self.associations, self.messages, self.other_messages,
+                         self.correlator.operations, self.correlator.unlinked_stores, self.problems,
+                         self.rules.findings)
 
     def problem(self, frame: int, time: float, code: str, detail: str) -> None:
         self.problems.append(Problem(self.capture, frame, time, None, code, detail))
@@ -140,7 +186,7 @@ class CaptureAnalyzer:
     def finish(self) -> None:
         if self.lane is not None:
             self.lane.clear()
-        frame = self.summary.frames
+        frame = self.frame_offset + self.summary.frames
         time = self.summary.last_time or 0.0
         for event in self._tcp.close(frame, time):
             self._tcp_event(event)
@@ -213,17 +259,56 @@ class Analysis:
     C-CANCEL records) are in ``primitives``, in capture order.
     """
 
-    def __init__(self, analyzers: list[CaptureAnalyzer], failures: list[CaptureSummary]) -> None:
-        self.captures: list[CaptureSummary] = [a.summary for a in analyzers] + failures
-        self.association_records: list[AssociationRecord] = [r for a in analyzers for r in a.associations]
-        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for a in analyzers for m in a.messages]
-        self.other_messages: list[DimseMessage] = [m for a in analyzers for m in a.other_messages]
-        self.operation_records: list[Operation] = [o for a in analyzers for o in a.correlator.operations]
-        self.unlinked_stores: list[SubOperation] = [
-            s for a in analyzers for s in a.correlator.unlinked_stores]
-        self.problem_records: list[Problem] = [p for a in analyzers for p in a.problems]
-        self.findings: list[Finding] = [f for a in analyzers for f in a.rules.findings]
+    def __init__(self, results: list[SetResult | CaptureAnalyzer], failures: list[CaptureSummary],
+                 skipped: list[str] | None = None) -> None:
+        sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
+        for failure in failures:
+            failure.capture_set = failure.capture_set or failure.capture
+        self.captures: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
+        self.association_records: list[AssociationRecord] = [a for r in sets for a in r.associations]
+        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for r in sets for m in r.messages]
+        self.other_messages: list[DimseMessage] = [m for r in sets for m in r.other_messages]
+        self.operation_records: list[Operation] = [o for r in sets for o in r.operations]
+        self.unlinked_stores: list[SubOperation] = [s for r in sets for s in r.unlinked_stores]
+        self.problem_records: list[Problem] = [p for r in sets for p in r.problems]
+        self.findings: list[Finding] = [f for r in sets for f in r.findings]
+        #: Files found in directories that are not captures (by their magic number): skipped.
+        self.skipped: list[str] = list(skipped or [])
+        #: Per capture set of several files: where each file's frames start in the set.
+        self._files: dict[str, tuple[list[int], list[str]]] = {}
+        for r in sets:
+            if len(r.summaries) > 1:
+                self._files[r.name] = ([c.frame_offset for c in r.summaries],
+                                       [c.capture for c in r.summaries])
         self._tables: dict[str, Any] = {}
+
+    @property
+    def capture_sets(self) -> list[str]:
+        """The names of the capture sets, in the order analysed (by first packet time)."""
+        return list(dict.fromkeys(c.capture_set for c in self.captures))
+
+    def place(self, row: dict[str, Any], frame_columns: tuple[str, ...]) -> None:
+        """Say in a row which capture set it is from, and which file and frame in it.
+
+        The layers number a set's frames on from one file to the next; a row names the file
+        of its first frame (``capture``) and gives its frames counted from that file's start,
+        as Wireshark numbers them when the file is opened alone (a later frame of the same
+        row beyond that file's count is in the set's next file(s))."""
+        name = row.get("capture")
+        if row.get("capture_set") is None:
+            row["capture_set"] = name
+        files = self._files.get(name)
+        if files is None:
+            return
+        anchor = next((row[c] for c in frame_columns if row.get(c) is not None), None)
+        if anchor is None:
+            return
+        offsets, paths = files
+        index = max(bisect.bisect_left(offsets, anchor) - 1, 0)
+        row["capture"] = paths[index]
+        for column in frame_columns:
+            if row.get(column) is not None:
+                row[column] -= offsets[index]
 
     @property
     def errors(self) -> list[str]:
@@ -294,43 +379,204 @@ def analyze_capture(path: str, ports: Iterable[int] = (),
     ``fast_lane=False`` sends every record down the layer-by-layer path (the
     results are the same; tests compare the two)."""
     analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels, fast_lane)
+    _feed_file(analyzer, path, on_progress)
+    analyzer.finish()
+    return analyzer
+
+
+def _feed_file(analyzer: CaptureAnalyzer, path: str, on_progress: Callable[[int], None] | None) -> None:
+    """Every record of one file into ``analyzer``, numbered on from the frames before it."""
 
     def problem(frame: int, text: str) -> None:
         analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
 
     feed = analyzer.feed_frame
     analyzer.on_progress = on_progress
+    records = iter_records(path, problem, analyzer.lane, analyzer.frame_offset)
     if on_progress is None:
-        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
+        for frame, time, linktype, data, _ in records:
             feed(frame, time, linktype, data)
     else:
-        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
+        for frame, time, linktype, data, _ in records:
             feed(frame, time, linktype, data)
             on_progress(len(data) + 16)
-    analyzer.finish()
-    return analyzer
 
 
-def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
-            on_progress: Callable[[int], None] | None = None,
-            rules: dict[str, str] | None = None, fast_lane: bool = True) -> Analysis:
-    """Analyse one or more capture files.
+# -- inputs and capture sets ------------------------------------------------------
 
-    ``ports`` forces DICOM decoding on those TCP ports (DICOM is otherwise
-    detected on any port). ``rules`` sets rule levels by ID
-    (``{"GET-RSP-008": "warning", "GET-RSP-022": "off"}``). A file that
-    cannot be read is reported in ``Analysis.errors`` and the others are
-    still analysed.
-    """
-    if isinstance(paths, str):
-        paths = [paths]
-    counter = iter(range(1, 1 << 62))
-    analyzers, failures = [], []
-    for path in paths:
-        path = str(path)
+
+def find_inputs(items: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """The capture files named by ``items`` (files, directories, ``-``), and the files found in
+    directories that are not captures. A directory is walked recursively, in name order; a file
+    in it is a capture when its magic number (once inflated, if gzipped) says pcap or pcapng.
+    A file named directly is kept whatever it is: reading it reports what is wrong."""
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
+    found, skipped = [], []
+    for item in items:
+        item = os.fspath(item)
+        if item == STDIN or not os.path.isdir(item):
+            found.append(item)
+            continue
+        captures, others = [], []
+        for folder, subfolders, names in os.walk(item):
+            subfolders.sort()
+            for name in sorted(names):
+                path = os.path.join(folder, name)
+                if os.path.isfile(path):  # not a FIFO or a device: reading one could block
+                    (captures if capture_kind(path) else others).append(path)
+        if captures:
+            found.extend(captures)
+            skipped.extend(others)
+        else:
+            found.append(item)  # reading it reports a directory without a capture
+    return list(dict.fromkeys(found)), skipped
+
+
+def file_facts(path: str) -> FileFacts:
+    """A quick pass over one file for :func:`capture_sets.group`: its link type, snap length,
+    time span, and where each TCP direction's sequence numbers start and end. Raises
+    CaptureError when it cannot be read."""
+    facts = FileFacts(path)
+    flows = facts.flows
+    for _, time, linktype, data, _ in iter_records(path):
+        if facts.first_time is None:
+            facts.first_time, facts.linktype = time, linktype
+        facts.last_time = time
+        facts.frames += 1
         try:
-            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress, rules,
-                                             fast_lane))
+            segment = decode_tcp(linktype, data)
+        except Skip:
+            continue
+        flags = segment.flags
+        note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length,
+                     bool(flags & 0x02), bool(flags & 0x01))
+    facts.size, facts.snaplen = os.path.getsize(path), snap_length(path)
+    return facts
+
+
+def plan(paths: list[str]) -> tuple[list[CaptureSet], list[CaptureSummary]]:
+    """The capture sets of these capture files (standard input is a set of its own, last),
+    and the files that could not be read at all."""
+    facts, failures, stdin = [], [], False
+    for path in paths:
+        if path == STDIN:
+            stdin = True
+            continue
+        try:
+            facts.append(file_facts(path))
         except CaptureError as exc:
-            failures.append(CaptureSummary(path, error=str(exc)))
-    return Analysis(analyzers, failures)
+            failures.append(CaptureSummary(path, error=str(exc), capture_set=path))
+    sets = group(facts)
+    if stdin:
+        sets.append(CaptureSet(STDIN, [STDIN]))
+    return sets, failures
+
+
+def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
+                on_progress: Callable[[int], None] | None = None,
+                rules: dict[str, str] | None = None, fast_lane: bool = True) -> SetResult:
+    """Analyse one capture set: its files, in order, into one :class:`CaptureAnalyzer`, so
+    TCP reassembly, associations and C-GET correlation carry on across file boundaries.
+    A file that cannot be read is reported in its summary and the set goes on without it."""
+    analyzer = CaptureAnalyzer(capture_set.name, ports, None, rules, fast_lane)
+    gaps = {}
+    for gap in capture_set.gaps:
+        gaps.setdefault(gap.after, []).append(gap)
+    for path in capture_set.files:
+        analyzer.next_file(path)
+        try:
+            _feed_file(analyzer, path, on_progress)
+        except CaptureError as exc:
+            analyzer.summary.error = str(exc)
+            continue
+        for gap in gaps.get(path, ()):
+            frame = analyzer.summary.frame_offset + 1
+            analyzer.problem(frame, analyzer.summary.first_time or 0.0, "CAPTURE-GAP", gap.text())
+    analyzer.finish()
+    return analyzer.result()
+
+
+def _set_task(capture_set: CaptureSet, ports: tuple[int, ...], rules: dict[str, str] | None,
+              fast_lane: bool) -> SetResult:
+    """One capture set as a task for a worker process or a Dask worker."""
+    return analyze_set(capture_set, ports, None, rules, fast_lane)
+
+
+def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Iterable[int] | None = None,
+            on_progress: Callable[[int], None] | None = None,
+            rules: dict[str, str] | None = None, fast_lane: bool = True, workers: int | None = None,
+            scheduler: str | Any | None = None,
+            on_set_done: Callable[[SetResult], None] | None = None) -> Analysis:
+    """Analyse capture files, directories of them (recursively) and ``-`` (standard input).
+
+    Files that continue each other (rotated captures) are one capture set, analysed as one
+    capture; sets are independent, so ``workers=N`` analyses them on N local processes and
+    ``scheduler`` (a Dask scheduler address such as ``"tcp://host:8786"``, or a
+    ``distributed.Client``) on a Dask cluster whose workers can read the same paths. The
+    results are the same whichever way they are run. ``ports`` forces DICOM decoding on
+    those TCP ports (DICOM is otherwise detected on any port). ``rules`` sets rule levels by
+    ID (``{"GET-RSP-008": "warning", "GET-RSP-022": "off"}``). A file that cannot be read is
+    reported in ``Analysis.errors`` and the others are still analysed; files in directories
+    that are not captures are listed in ``Analysis.skipped``. ``on_progress(bytes)`` hears of
+    bytes read (in parallel runs, a set's bytes when it is done); ``on_set_done(result)`` of
+    each capture set finished.
+    """
+    found, skipped = find_inputs(paths)
+    sets, failures = plan(found)
+    ports = tuple(ports or ())
+    local = [s for s in sets if s.files == [STDIN]]  # a stream is read here, as it arrives
+    remote = [s for s in sets if s.files != [STDIN]]
+    results: dict[str, SetResult] = {}
+
+    def done(result: SetResult, size: int | None) -> None:
+        results[result.name] = result
+        if size is not None and on_progress is not None:
+            on_progress(size)
+        if on_set_done is not None:
+            on_set_done(result)
+
+    if scheduler is not None and remote:
+        _run_dask(remote, scheduler, ports, rules, fast_lane, done)
+    elif workers is not None and workers > 1 and len(remote) > 1:
+        _run_processes(remote, workers, ports, rules, fast_lane, done)
+    else:
+        local = remote + local
+    for capture_set in local:
+        done(analyze_set(capture_set, ports, on_progress, rules, fast_lane), None)
+    return Analysis([results[s.name] for s in sets], failures, skipped)
+
+
+def _run_processes(sets: list[CaptureSet], workers: int, ports: tuple[int, ...],
+                   rules: dict[str, str] | None, fast_lane: bool,
+                   done: Callable[[SetResult, int | None], None]) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    # forkserver: workers start clean, not as copies of a caller that may hold threads.
+    context = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(sets)), mp_context=context) as pool:
+        futures = {pool.submit(_set_task, s, ports, rules, fast_lane): s for s in sets}
+        for future in concurrent.futures.as_completed(futures):
+            done(future.result(), futures[future].size)
+
+
+def _run_dask(sets: list[CaptureSet], scheduler: str | Any, ports: tuple[int, ...],
+              rules: dict[str, str] | None, fast_lane: bool,
+              done: Callable[[SetResult, int | None], None]) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise CaptureError("a Dask scheduler needs dask.distributed "
+                           "(pip install 'dask[distributed]')") from None
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler, set_as_default=False) if own else scheduler
+    try:
+        # pure=False: a set named twice in two calls is analysed again (its files may have changed).
+        futures = [client.submit(_set_task, s, ports, rules, fast_lane, pure=False) for s in sets]
+        sizes = {future.key: s.size for future, s in zip(futures, sets, strict=True)}
+        for future in as_completed(futures):
+            done(future.result(), sizes[future.key])
+    finally:
+        if own:
+            client.close()

@@ -222,7 +222,8 @@ def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise CaptureError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise CaptureError(f"{path}: is a directory, not a capture file")
+        # (a directory's captures are found by analysis.find_inputs; this one holds none)
+        raise CaptureError(f"{path}: is a directory with no pcap or pcapng capture file in it")
     if not os.path.isfile(path):
         raise CaptureError(f"{path}: not a regular file (a pipe or a device), not a capture file")
     if not os.access(path, os.R_OK):
