@@ -448,9 +448,7 @@ def file_facts(path: str) -> FileFacts:
             segment = decode_tcp(linktype, data)
         except Skip:
             continue
-        flags = segment.flags
-        note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length,
-                     bool(flags & 0x02), bool(flags & 0x01))
+        note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length, segment.flags)
     facts.size, facts.snaplen = os.path.getsize(path), snap_length(path)
     return facts
 

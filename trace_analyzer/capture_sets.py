@@ -23,8 +23,9 @@ _HALF = 1 << 31
 @dataclass(slots=True)
 class FlowFacts:
     """One TCP direction in one file: the lowest sequence number seen (where the file takes
-    the direction up), whether that first segment opened the connection, and the highest
-    sequence number reached (where the file leaves it)."""
+    the direction up), whether that first segment opened the connection (a SYN without ACK:
+    a SYN-ACK answers one, and may be the next file's first packet), and the highest sequence
+    number reached (where the file leaves it)."""
 
     first_seq: int
     syn: bool
@@ -76,15 +77,17 @@ def after(a: int, b: int) -> int:
 
 
 def note_segment(flows: dict[tuple[str, str], FlowFacts], src: str, dst: str, seq: int, length: int,
-                 syn: bool, fin: bool) -> None:
+                 flags: int) -> None:
     """Account one TCP segment of a file (the quick pass calls this for every one)."""
-    end = (seq + length + syn + fin) & 0xFFFFFFFF
+    syn, fin = flags & 0x02, flags & 0x01
+    end = (seq + length + (1 if syn else 0) + (1 if fin else 0)) & 0xFFFFFFFF
+    opens = bool(syn) and not flags & 0x10
     facts = flows.get((src, dst))
     if facts is None:
-        flows[(src, dst)] = FlowFacts(seq, syn, end)
+        flows[(src, dst)] = FlowFacts(seq, opens, end)
         return
     if after(facts.first_seq, seq) < 0:
-        facts.first_seq, facts.syn = seq, syn
+        facts.first_seq, facts.syn = seq, opens
     if after(facts.end_seq, end) > 0:
         facts.end_seq = end
 
