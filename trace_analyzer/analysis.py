@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -50,6 +51,10 @@ class CaptureSummary:
     #: set's files before it: frame f of this file is frame frame_offset + f of the set.
     capture_set: str | None = None
     frame_offset: int = 0
+
+
+class SchedulerError(Exception):
+    """The Dask scheduler asked for cannot be used (unreachable, or dask.distributed missing)."""
 
 
 @dataclass(slots=True)
@@ -565,15 +570,21 @@ def _run_dask(sets: list[CaptureSet], scheduler: str | Any, ports: tuple[int, ..
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise CaptureError("a Dask scheduler needs dask.distributed "
-                           "(pip install 'dask[distributed]')") from None
+        raise SchedulerError("a Dask scheduler needs dask.distributed "
+                             "(pip install 'dask[distributed]')") from None
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler, set_as_default=False) if own else scheduler
+    if own and not re.fullmatch(r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+", str(scheduler)):
+        # Checked here: a Client given a malformed address hangs for a minute on the way out.
+        raise SchedulerError(f"{scheduler}: not a Dask scheduler address (such as tcp://HOST:8786)")
+    try:
+        client = Client(scheduler, set_as_default=False) if own else scheduler
+    except (OSError, ValueError) as exc:  # unreachable (a timeout is an OSError), or not an address
+        raise SchedulerError(f"{scheduler}: cannot use this Dask scheduler ({exc})") from None
     try:
         # pure=False: a set named twice in two calls is analysed again (its files may have changed).
         futures = [client.submit(_set_task, s, ports, rules, fast_lane, pure=False) for s in sets]
         sizes = {future.key: s.size for future, s in zip(futures, sets, strict=True)}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             done(future.result(), sizes[future.key])
     finally:
         if own:

@@ -175,8 +175,10 @@ class _Progress:
         from tqdm import tqdm
 
         self.files, self.files_done, self.c_gets = files, 0, 0
+        size = shutil.get_terminal_size((80, 24))  # a terminal of no size says 0 (tqdm then draws nothing)
         self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
-                        dynamic_ncols=True, leave=False, mininterval=0.25, desc="reading")
+                        ncols=size.columns or 80, nrows=size.lines or 24, leave=False, mininterval=0.25,
+                        desc="reading")
         self._note()
 
     def __call__(self, size: int) -> None:
@@ -188,7 +190,7 @@ class _Progress:
         self._note()
 
     def _note(self) -> None:
-        self.bar.set_postfix_str(f"files {self.files_done}/{self.files}, C-GETs {self.c_gets}", refresh=False)
+        self.bar.set_postfix_str(f"files {self.files_done}/{self.files}, C-GETs {self.c_gets}")
 
     def close(self) -> None:
         self.bar.close()
@@ -387,7 +389,7 @@ def _emit(text: str, path: str | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> Analysis:
-    from .analysis import find_inputs
+    from .analysis import SchedulerError, find_inputs
 
     levels = _rule_levels(args)
     progress = None
@@ -402,6 +404,8 @@ def _run(args: argparse.Namespace) -> Analysis:
         analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
                            fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
                            on_set_done=progress.set_done if progress is not None else None)
+    except SchedulerError as exc:
+        raise UsageError(str(exc)) from None
     finally:
         if progress is not None:
             progress.close()
