@@ -8,7 +8,6 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
-import os
 import random
 import shutil
 import struct
@@ -290,3 +289,19 @@ def test_stdin_memory_stays_bounded(tmp_path):
         assert data["operations"][0]["sub_operations"] == instances
     print("peak RSS MiB", peaks)
     assert peaks[120] - peaks[12] < 25, peaks
+
+
+@pytest.mark.parametrize("name", ["dcmtk_to_dcmtk_success.pcap", "pynetdicom_success.pcapng",
+                                  "retrieve.pcap.gz"])
+@pytest.mark.parametrize("count", [1, 7, 1000])
+def test_sample_gives_the_first_and_last_records(name, count):
+    """capture.sample walks a plain pcap by its record headers alone: the same records as a
+    read through, at both ends."""
+    from trace_analyzer.capture import iter_records, sample
+
+    path = str(SAMPLES / name)
+    records = [(time, linktype, bytes(data)) for _, time, linktype, data, _ in iter_records(path)]
+    frames, head, tail = sample(path, count)
+    assert frames == len(records)
+    assert [(t, lt, bytes(d)) for t, lt, d in head] == records[:count]
+    assert [(t, lt, bytes(d)) for t, lt, d in tail] == records[-count:]

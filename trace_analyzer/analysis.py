@@ -13,15 +13,16 @@ of C-STORE data sets there and hands the counts to the layers (see lane.py).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
-from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_records, snap_length
+from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_records, sample, snap_length
 from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
@@ -438,42 +439,56 @@ def find_inputs(items: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple
     return list(dict.fromkeys(found)), skipped
 
 
+#: Records looked at, at each end of a file, to tell which files continue each other.
+SAMPLE_RECORDS = 1000
+
+
 def file_facts(path: str) -> FileFacts:
-    """A quick pass over one file for :func:`capture_sets.group`: its link type, snap length,
-    time span, and where each TCP direction's sequence numbers start and end. Raises
-    CaptureError when it cannot be read."""
-    facts = FileFacts(path)
-    flows = facts.flows
-    for _, time, linktype, data, _ in iter_records(path):
-        if facts.first_time is None:
-            facts.first_time, facts.linktype = time, linktype
-        facts.last_time = time
-        facts.frames += 1
-        try:
-            segment = decode_tcp(linktype, data)
-        except Skip:
-            continue
-        note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length, segment.flags)
+    """A quick look at one file for :func:`capture_sets.group`: its link type, snap length,
+    time span, and, in its first and last records, where each TCP direction's sequence numbers
+    start and end. Raises CaptureError when it cannot be read."""
+    frames, head, tail = sample(path, SAMPLE_RECORDS)
+    facts = FileFacts(path, frames=frames)
+    if head:
+        facts.first_time, facts.linktype = head[0][0], head[0][1]
+        facts.last_time = tail[-1][0]
+    for records, flows in ((head, facts.head), (tail, facts.tail)):
+        for _, linktype, data in records:
+            try:
+                segment = decode_tcp(linktype, data)
+            except Skip:
+                continue
+            note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length,
+                         segment.flags)
     facts.size, facts.snaplen = os.path.getsize(path), snap_length(path)
     return facts
 
 
-def plan(paths: list[str]) -> tuple[list[CaptureSet], list[CaptureSummary]]:
+def _facts_task(path: str) -> FileFacts | CaptureSummary:
+    """The quick pass over one file as a task: its facts, or why it cannot be read."""
+    try:
+        return file_facts(path)
+    except CaptureError as exc:
+        return CaptureSummary(path, error=str(exc), capture_set=path)
+
+
+def plan(paths: list[str], map_files: Callable[..., list] | None = None,
+         ) -> tuple[list[CaptureSet], list[CaptureSummary]]:
     """The capture sets of these capture files (standard input is a set of its own, last),
-    and the files that could not be read at all."""
-    facts, failures, stdin = [], [], False
-    for path in paths:
-        if path == STDIN:
-            stdin = True
-            continue
-        try:
-            facts.append(file_facts(path))
-        except CaptureError as exc:
-            failures.append(CaptureSummary(path, error=str(exc), capture_set=path))
+    and the files that could not be read at all. ``map_files(function, paths)`` runs the
+    quick pass over each file (in parallel runs, on the workers), results in order."""
+    files = [path for path in paths if path != STDIN]
+    passes = (map_files or _serial_map)(_facts_task, files)
+    facts = [f for f in passes if isinstance(f, FileFacts)]
+    failures = [f for f in passes if isinstance(f, CaptureSummary)]
     sets = group(facts)
-    if stdin:
+    if len(files) < len(paths):
         sets.append(CaptureSet(STDIN, [STDIN]))
     return sets, failures
+
+
+def _serial_map(function: Callable, items: list, *args) -> list:
+    return [function(item, *args) for item in items]
 
 
 def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
@@ -526,10 +541,7 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
     each capture set finished.
     """
     found, skipped = find_inputs(paths)
-    sets, failures = plan(found)
     ports = tuple(ports or ())
-    local = [s for s in sets if s.files == [STDIN]]  # a stream is read here, as it arrives
-    remote = [s for s in sets if s.files != [STDIN]]
     results: dict[str, SetResult] = {}
 
     def done(result: SetResult, size: int | None) -> None:
@@ -539,53 +551,94 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
         if on_set_done is not None:
             on_set_done(result)
 
-    if scheduler is not None and remote:
-        _run_dask(remote, scheduler, ports, rules, fast_lane, done)
-    elif workers is not None and workers > 1 and len(remote) > 1:
-        _run_processes(remote, workers, ports, rules, fast_lane, done)
-    else:
-        local = remote + local
-    for capture_set in local:
-        done(analyze_set(capture_set, ports, on_progress, rules, fast_lane), None)
+    with _runner(workers, scheduler, len(found)) as runner:
+        sets, failures = plan(found, runner.map if runner is not None else None)
+        local = [s for s in sets if s.files == [STDIN]]  # a stream is read here, as it arrives
+        remote = [s for s in sets if s.files != [STDIN]]
+        if runner is not None and (scheduler is not None or len(remote) > 1):
+            for capture_set, result in runner.as_done(_set_task, remote, ports, rules, fast_lane):
+                done(result, capture_set.size)
+        else:
+            local = remote + local
+        for capture_set in local:
+            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane), None)
     return Analysis([results[s.name] for s in sets], failures, skipped)
 
 
-def _run_processes(sets: list[CaptureSet], workers: int, ports: tuple[int, ...],
-                   rules: dict[str, str] | None, fast_lane: bool,
-                   done: Callable[[SetResult, int | None], None]) -> None:
-    import concurrent.futures
-    import multiprocessing
+class _Processes:
+    """Tasks on local worker processes (concurrent.futures over multiprocessing)."""
 
-    # forkserver: workers start clean, not as copies of a caller that may hold threads.
-    context = multiprocessing.get_context("forkserver")
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(sets)), mp_context=context) as pool:
-        futures = {pool.submit(_set_task, s, ports, rules, fast_lane): s for s in sets}
-        for future in concurrent.futures.as_completed(futures):
-            done(future.result(), futures[future].size)
+    def __init__(self, workers: int) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        self._futures = concurrent.futures
+        # fork where there is one: workers start at once with what is imported here, and, unlike
+        # spawn or forkserver, never re-run the caller's script (one without a __main__ guard
+        # would start the analysis over in every worker).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+
+    def map(self, function: Callable, items: list, *args) -> list:
+        return [f.result() for f in [self.pool.submit(function, item, *args) for item in items]]
+
+    def as_done(self, function: Callable, items: list, *args) -> Iterator[tuple[Any, Any]]:
+        futures = {self.pool.submit(function, item, *args): item for item in items}
+        for future in self._futures.as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
-def _run_dask(sets: list[CaptureSet], scheduler: str | Any, ports: tuple[int, ...],
-              rules: dict[str, str] | None, fast_lane: bool,
-              done: Callable[[SetResult, int | None], None]) -> None:
+class _Dask:
+    """Tasks on a Dask distributed cluster, through a real ``distributed.Client``."""
+
+    def __init__(self, scheduler: str | Any) -> None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise SchedulerError("a Dask scheduler needs dask.distributed "
+                                 "(pip install 'dask[distributed]')") from None
+        self._as_completed = as_completed
+        self.own = not isinstance(scheduler, Client)
+        if self.own and not re.fullmatch(r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+",
+                                         str(scheduler)):
+            # Checked here: a Client given a malformed address hangs for a minute on the way out.
+            raise SchedulerError(f"{scheduler}: not a Dask scheduler address (such as tcp://HOST:8786)")
+        try:
+            self.client = Client(scheduler, set_as_default=False) if self.own else scheduler
+        except (OSError, ValueError) as exc:  # unreachable (a timeout is an OSError), or not an address
+            raise SchedulerError(f"{scheduler}: cannot use this Dask scheduler ({exc})") from None
+
+    def map(self, function: Callable, items: list, *args) -> list:
+        # pure=False: the same files named in another call are read again (they may have changed).
+        futures = [self.client.submit(function, item, *args, pure=False) for item in items]
+        return self.client.gather(futures)
+
+    def as_done(self, function: Callable, items: list, *args) -> Iterator[tuple[Any, Any]]:
+        futures = [self.client.submit(function, item, *args, pure=False) for item in items]
+        by_key = {future.key: item for future, item in zip(futures, items, strict=True)}
+        for future in self._as_completed(futures, loop=self.client.loop):
+            yield by_key[future.key], future.result()
+
+    def close(self) -> None:
+        if self.own:
+            self.client.close()
+
+
+@contextlib.contextmanager
+def _runner(workers: int | None, scheduler: str | Any | None, files: int) -> Iterator[Any]:
+    """Where tasks run: a Dask cluster, local processes, or None (here, one after another)."""
+    if scheduler is not None:
+        runner = _Dask(scheduler)
+    elif workers is not None and workers > 1 and files > 1:
+        runner = _Processes(min(workers, files))
+    else:
+        runner = None
     try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise SchedulerError("a Dask scheduler needs dask.distributed "
-                             "(pip install 'dask[distributed]')") from None
-    own = not isinstance(scheduler, Client)
-    if own and not re.fullmatch(r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+", str(scheduler)):
-        # Checked here: a Client given a malformed address hangs for a minute on the way out.
-        raise SchedulerError(f"{scheduler}: not a Dask scheduler address (such as tcp://HOST:8786)")
-    try:
-        client = Client(scheduler, set_as_default=False) if own else scheduler
-    except (OSError, ValueError) as exc:  # unreachable (a timeout is an OSError), or not an address
-        raise SchedulerError(f"{scheduler}: cannot use this Dask scheduler ({exc})") from None
-    try:
-        # pure=False: a set named twice in two calls is analysed again (its files may have changed).
-        futures = [client.submit(_set_task, s, ports, rules, fast_lane, pure=False) for s in sets]
-        sizes = {future.key: s.size for future, s in zip(futures, sets, strict=True)}
-        for future in as_completed(futures, loop=client.loop):
-            done(future.result(), sizes[future.key])
+        yield runner
     finally:
-        if own:
-            client.close()
+        if runner is not None:
+            runner.close()

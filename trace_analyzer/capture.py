@@ -12,6 +12,7 @@ through ``on_problem``, so everything read before it is kept.
 
 from __future__ import annotations
 
+import collections
 import mmap
 import os
 import struct
@@ -588,6 +589,57 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
         if inflater is not None and inflater.cut_short and on_problem is not None:
             on_problem(frame + 1, f"the gzip-compressed capture is cut short after record "
                                   f"{frame - first_frame}: the file is truncated")
+    finally:
+        reader.close()
+
+
+def sample(path: str, count: int) -> tuple[int, list[tuple], list[tuple]]:
+    """(frames, the first ``count`` records, the last ``count``) of a capture file, records as
+    ``(time, linktype, data)``: what the capture-set layer needs to tell which files continue
+    each other. A plain pcap file is walked by its record headers alone (no record is copied but
+    those kept), so this costs little beside the analysis; other files are read through.
+    Raises CaptureError as :func:`iter_records` does; damage simply ends the walk."""
+    _check_file(path)
+    try:
+        reader = _open(path)
+    except (OSError, zlib.error) as exc:
+        raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
+    try:
+        buf = reader.map
+        if reader.kind != "pcap" or buf is None:
+            reader.close()
+            head: list[tuple] = []
+            tail: collections.deque = collections.deque(maxlen=count)
+            frames = 0
+            for _, time, linktype, data, _ in iter_records(path):
+                frames += 1
+                if len(head) < count:
+                    head.append((time, linktype, data))
+                tail.append((time, linktype, data))
+            return frames, head, list(tail)
+        unpack = struct.Struct(reader.endian + "IIII").unpack_from
+        divisor = 1e9 if reader.nano else 1e6
+        linktype, size = reader.linktype, len(buf)
+        ends: collections.deque = collections.deque(maxlen=count)  # where the last records start
+        pos, frames = 24, 0
+        while pos + 16 <= size:
+            caplen = unpack(buf, pos)[2]
+            if caplen > _MAX_RECORD:
+                break
+            ends.append(pos)
+            frames += 1
+            pos += 16 + caplen
+
+        def record(at: int) -> tuple:
+            sec, usec, caplen, _ = unpack(buf, at)
+            return sec + usec / divisor, linktype, bytes(buf[at + 16:min(at + 16 + caplen, size)])
+
+        head = []
+        pos = 24
+        while len(head) < min(count, frames):
+            head.append(record(pos))
+            pos += 16 + unpack(buf, pos)[2]
+        return frames, head, [record(at) for at in ends]
     finally:
         reader.close()
 

@@ -1,8 +1,8 @@
 """Capture sets: which files continue each other, in what order, and where one is missing.
 
-Layer: capture sets (no I/O). Fed one :class:`FileFacts` per file (what a quick pass over
-it found: link type, snap length, time span, and per TCP direction where its sequence
-numbers start and end), it gives :class:`CaptureSet` s: the files that are one capture cut
+Layer: capture sets (no I/O). Fed one :class:`FileFacts` per file (what a look at its first
+and last records found: link type, snap length, time span, and per TCP direction where its
+sequence numbers start and end), it gives :class:`CaptureSet` s: the files that are one capture cut
 by rotation (tcpdump ``-C``/``-G``, dumpcap ``-b``, editcap ``-c``), ordered by their first
 packet's time, never their names. A file continues a set when it has the same link type and
 snap length, starts no earlier than the set's last file ends, and carries on TCP
@@ -22,10 +22,10 @@ _HALF = 1 << 31
 
 @dataclass(slots=True)
 class FlowFacts:
-    """One TCP direction in one file: the lowest sequence number seen (where the file takes
-    the direction up), whether that first segment opened the connection (a SYN without ACK:
-    a SYN-ACK answers one, and may be the next file's first packet), and the highest sequence
-    number reached (where the file leaves it)."""
+    """One TCP direction at one end of a file. At its head: the lowest sequence number seen
+    (where the file takes the direction up) and whether that segment opened the connection (a
+    SYN without ACK: a SYN-ACK answers one, and may be the next file's first packet). At its
+    tail: the highest sequence number reached (where the file leaves it)."""
 
     first_seq: int
     syn: bool
@@ -41,8 +41,10 @@ class FileFacts:
     frames: int = 0
     first_time: float | None = None
     last_time: float | None = None
-    #: (source, destination) endpoints as "ip:port" -> what the file holds of that direction.
-    flows: dict[tuple[str, str], FlowFacts] = field(default_factory=dict)
+    #: (source, destination) endpoints as "ip:port" -> that direction in the file's first
+    #: records (head) and in its last ones (tail); a small file's head and tail are all of it.
+    head: dict[tuple[str, str], FlowFacts] = field(default_factory=dict)
+    tail: dict[tuple[str, str], FlowFacts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -97,14 +99,15 @@ def _connection(flow: tuple[str, str]) -> tuple[str, str]:
 
 
 def _continued(before: FileFacts, later: FileFacts) -> list[tuple[str, str]]:
-    """The directions that ``later`` takes up from ``before`` (same connection, not a new one)."""
-    ours = {_connection(flow) for flow in before.flows}
+    """The directions that ``later`` takes up, at its head, from connections alive at the tail
+    of ``before`` (the same connection carried on, not a new one on the same ports)."""
+    ours = {_connection(flow) for flow in before.tail}
     shared = []
-    for flow, facts in later.flows.items():
+    for flow, facts in later.head.items():
         if facts.syn or _connection(flow) not in ours:
             continue
         # A connection re-opened later on the same ports starts with a SYN in one direction.
-        back = later.flows.get(flow[::-1])
+        back = later.head.get(flow[::-1])
         if back is not None and back.syn:
             continue
         shared.append(flow)
@@ -163,10 +166,10 @@ def group(files: list[FileFacts]) -> list[CaptureSet]:
                            first_time=chain[0].first_time)
         for before, later in zip(chain, chain[1:], strict=False):
             for flow in _continued(before, later):
-                leaves = before.flows.get(flow)
+                leaves = before.tail.get(flow)
                 if leaves is None:
                     continue
-                missing = after(leaves.end_seq, later.flows[flow].first_seq)
+                missing = after(leaves.end_seq, later.head[flow].first_seq)
                 if missing > 0:
                     found.gaps.append(SetGap(before.path, later.path, flow[0], flow[1], missing))
         sets.append(found)
