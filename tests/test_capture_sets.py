@@ -305,3 +305,36 @@ def test_sample_gives_the_first_and_last_records(name, count):
     assert frames == len(records)
     assert [(t, lt, bytes(d)) for t, lt, d in head] == records[:count]
     assert [(t, lt, bytes(d)) for t, lt, d in tail] == records[-count:]
+
+
+def test_check_and_plots_follow_a_c_get_across_files(unsplit, tmp_path):
+    """Findings of a stitched set reach their peers' verdicts in `check`, and the progress plot
+    of a C-GET that spans files draws every one of its responses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from trace_analyzer import plots
+
+    fault = SAMPLES / "fault_remaining_rises.pcap"
+    files = split(fault, tmp_path / "fault", 5)
+    whole = _cli_lines("check", fault)
+    parts = _cli_lines("check", *files)
+    assert any("NON-CONFORMANT" in line for line in whole)
+    # Verdicts and rules are the same; only frame numbers are counted per file.
+    assert [line.split(" - ")[0] for line in parts if not line.startswith("      ")] == [
+        line.split(" - ")[0] for line in whole if not line.startswith("      ")]
+
+    files = split(REAL, tmp_path / "real", 4)
+    stitched = trace_analyzer.analyze([str(f) for f in files])
+    progress = stitched.rows("progress")
+    assert len({row["capture"] for row in progress}) > 1  # the responses are in several files
+    for analysis in (stitched, unsplit[REAL]):
+        ax = plots.plot_progress(analysis)
+        [markers] = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        assert len(markers.get_xdata()) == len(progress)
+
+
+def _cli_lines(*args) -> list[str]:
+    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    return result.stdout.splitlines()

@@ -424,7 +424,7 @@ def render_check(analysis: Analysis) -> str:
     by_peer: dict[tuple, list[dict]] = {}
     records = {(r.capture, r.association): r for r in analysis.association_records}
     for finding in findings:
-        record = records.get((finding["capture"], finding["association"]))
+        record = records.get((finding["capture_set"], finding["association"]))  # records name the set
         if record is None or finding["peer_side"] is None:
             continue
         by_peer.setdefault(peer_key(record, finding["peer_side"]), []).append(finding)
