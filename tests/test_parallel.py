@@ -142,6 +142,11 @@ def test_progress_bar_on_a_terminal_only(inputs):
     assert "files" in drawn and "C-GETs" in drawn and "B/s" in drawn, drawn
     files = len(trace_analyzer.analyze(inputs).captures)
     assert f"files {files}/{files}" in drawn, drawn
+    # One capture set of rotated files: the count moves file by file, not only at the set's end.
+    rotated = sorted(Path(inputs[1]).iterdir())
+    drawn = _on_a_terminal("analyze", inputs[1], "--format", "json")
+    assert all(f"files {k}/{len(rotated)}" in drawn for k in range(1, len(rotated) + 1)), drawn
+    assert "C-GETs 1" in drawn
     quiet = _on_a_terminal("analyze", *inputs, "--format", "json", "--quiet")
     assert "B/s" not in quiet and "C-GETs" not in quiet and "skipped" in quiet  # the messages stay
     result = _cli("analyze", *inputs, "--format", "json")  # standard error a pipe: no bar

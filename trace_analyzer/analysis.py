@@ -493,10 +493,12 @@ def _serial_map(function: Callable, items: list, *args) -> list:
 
 def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
                 on_progress: Callable[[int], None] | None = None,
-                rules: dict[str, str] | None = None, fast_lane: bool = True) -> SetResult:
+                rules: dict[str, str] | None = None, fast_lane: bool = True,
+                on_file_done: Callable[[int], None] | None = None) -> SetResult:
     """Analyse one capture set: its files, in order, into one :class:`CaptureAnalyzer`, so
     TCP reassembly, associations and C-GET correlation carry on across file boundaries.
-    A file that cannot be read is reported in its summary and the set goes on without it."""
+    A file that cannot be read is reported in its summary and the set goes on without it.
+    ``on_file_done(c_gets)`` hears of each file done, with the C-GETs found so far in the set."""
     analyzer = CaptureAnalyzer(capture_set.name, ports, None, rules, fast_lane)
     gaps = {}
     for gap in capture_set.gaps:
@@ -511,6 +513,8 @@ def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
         for gap in gaps.get(path, ()):
             frame = analyzer.summary.frame_offset + 1
             analyzer.problem(frame, analyzer.summary.first_time or 0.0, "CAPTURE-GAP", gap.text())
+        if on_file_done is not None:
+            on_file_done(len(analyzer.correlator.operations))
     analyzer.finish()
     return analyzer.result()
 
@@ -525,7 +529,8 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             on_progress: Callable[[int], None] | None = None,
             rules: dict[str, str] | None = None, fast_lane: bool = True, workers: int | None = None,
             scheduler: str | Any | None = None,
-            on_set_done: Callable[[SetResult], None] | None = None) -> Analysis:
+            on_set_done: Callable[[SetResult], None] | None = None,
+            on_file_done: Callable[[int], None] | None = None) -> Analysis:
     """Analyse capture files, directories of them (recursively) and ``-`` (standard input).
 
     Files that continue each other (rotated captures) are one capture set, analysed as one
@@ -538,7 +543,8 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
     reported in ``Analysis.errors`` and the others are still analysed; files in directories
     that are not captures are listed in ``Analysis.skipped``. ``on_progress(bytes)`` hears of
     bytes read (in parallel runs, a set's bytes when it is done); ``on_set_done(result)`` of
-    each capture set finished.
+    each capture set finished; ``on_file_done(c_gets)`` of each file of a set analysed here
+    (not on a worker), with the C-GETs found so far in its set.
     """
     found, skipped = find_inputs(paths)
     ports = tuple(ports or ())
@@ -561,7 +567,7 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
         else:
             local = remote + local
         for capture_set in local:
-            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane), None)
+            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done), None)
     return Analysis([results[s.name] for s in sets], failures, skipped)
 
 

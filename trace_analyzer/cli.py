@@ -175,6 +175,7 @@ class _Progress:
         from tqdm import tqdm
 
         self.files, self.files_done, self.c_gets = files, 0, 0
+        self.set_files = self.set_c_gets = 0  # of the set being read here, file by file
         size = shutil.get_terminal_size((80, 24))  # a terminal of no size says 0 (tqdm then draws nothing)
         self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
                         ncols=size.columns or 80, nrows=size.lines or 24, leave=False, mininterval=0.25,
@@ -184,13 +185,20 @@ class _Progress:
     def __call__(self, size: int) -> None:
         self.bar.update(size)
 
+    def file_done(self, c_gets: int) -> None:
+        self.set_files += 1
+        self.set_c_gets = c_gets
+        self._note()
+
     def set_done(self, result) -> None:
         self.files_done += len(result.summaries)
         self.c_gets += len(result.operations)
+        self.set_files = self.set_c_gets = 0
         self._note()
 
     def _note(self) -> None:
-        self.bar.set_postfix_str(f"files {self.files_done}/{self.files}, C-GETs {self.c_gets}")
+        self.bar.set_postfix_str(f"files {self.files_done + self.set_files}/{self.files}, "
+                                 f"C-GETs {self.c_gets + self.set_c_gets}")
 
     def close(self) -> None:
         self.bar.close()
@@ -403,7 +411,8 @@ def _run(args: argparse.Namespace) -> Analysis:
     try:
         analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
                            fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
-                           on_set_done=progress.set_done if progress is not None else None)
+                           on_set_done=progress.set_done if progress is not None else None,
+                           on_file_done=progress.file_done if progress is not None else None)
     except SchedulerError as exc:
         raise UsageError(str(exc)) from None
     finally:
