@@ -7,9 +7,11 @@ association), then runs, in fresh processes, on the same folder:
 * ``trace-analyzer analyze DIR --format json --output OUT --quiet`` (serial), and
 * the same with ``--workers N``,
 
-REPEAT times each, alternately, and prints the best wall time of each, the peak RSS of the main
-process and of the largest worker process (from /proc, VmHWM, polled every 20 ms), and the
-speed-up. The two JSON outputs are compared: the benchmark fails if they differ.
+REPEAT times each, alternately (each round after a machine check: a pure-Python loop on N
+processes against N times in one, which says how many cores the neighbours left), and prints
+the best wall time of each, the peak RSS of the main process and of the largest worker process
+(from /proc, VmHWM, polled every 20 ms), and the speed-up. The two JSON outputs are compared:
+the benchmark fails if they differ.
 
     python3 benchmarks/parallel.py                       # 40 x 20 MB, --workers 2
     python3 benchmarks/parallel.py --captures 8 --size-mb 5 --repeat 1   # a quick look
@@ -103,6 +105,30 @@ def measure(command: list[str]) -> tuple[float, float, float]:
     return wall, main / 1024, max(peaks.values(), default=0) / 1024
 
 
+def _burn(turns: int) -> int:
+    total = 0
+    for number in range(turns):
+        total += number * number
+    return total
+
+
+def machine_check(workers: int, turns: int = 10_000_000) -> float:
+    """What the machine gives right now: a pure-Python loop run WORKERS times one after another
+    and on WORKERS processes at once; the second's share of the first's time (1/WORKERS on idle
+    cores; more when neighbours share them)."""
+    import multiprocessing
+
+    start = time.perf_counter()
+    for _ in range(workers):
+        _burn(turns)
+    serial = time.perf_counter() - start
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        start = time.perf_counter()
+        pool.map(_burn, [turns] * workers)
+        parallel = time.perf_counter() - start
+    return parallel / serial
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captures", type=int, default=40)
@@ -125,7 +151,11 @@ def main() -> None:
     commands = {"serial": base + [str(outputs["serial"])],
                 "parallel": base + [str(outputs["parallel"]), "--workers", str(args.workers)]}
     best: dict[str, tuple[float, float, float]] = {}
+    checks = []
     for run in range(args.repeat):
+        checks.append(machine_check(args.workers))
+        print(f"  run {run + 1} machine check: {args.workers} CPU-bound processes take {checks[-1]:.2f} of "
+              "their serial time", flush=True)
         for name, command in commands.items():
             wall, main_mb, worker_mb = measure(command)
             print(f"  run {run + 1} {name:8s} {wall:6.2f} s  main {main_mb:5.0f} MB  "
@@ -144,6 +174,8 @@ def main() -> None:
     ratio = parallel[0] / serial[0]
     print(f"speed-up {serial[0] / parallel[0]:.2f}x (parallel takes {ratio:.2f} of the serial time; "
           f"target <= 0.6: {'met' if ratio <= 0.6 else 'NOT met'}); outputs identical: {same}")
+    print(f"machine check: {args.workers} pure-Python processes took {min(checks):.2f} to {max(checks):.2f} "
+          "of their serial time during these runs (what the cores allowed)")
     if not same:
         raise SystemExit("the serial and parallel JSON outputs differ")
 
