@@ -371,3 +371,56 @@ def test_real_bulk_retrieve_rotated_by_tcpdump_and_editcap(tmp_path):
         assert normalised(analysis) == normalised(reference)
         [operation] = analysis.rows("operations")
         assert operation["completed"] == 4 and operation["status_hex"] == "0x0000"
+
+
+def test_live_tcpdump_piped_into_analyze(tmp_path, monkeypatch):
+    """The issue's own command: tcpdump -i lo -U -w - 'tcp port P' | trace-analyzer analyze -,
+    while real pynetdicom peers move four 1 MiB images; the analysis ends when tcpdump stops."""
+    import contextlib
+    import threading
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_tshark_differential as differential
+    from test_lane import _record_real_bulk
+
+    out = tmp_path / "live.json"
+    errors: list[str] = []
+
+    @contextlib.contextmanager
+    def piped(path, port, buffer_kib=None):
+        dump = [differential._tcpdump_path(), "-i", "lo", "--immediate-mode", "-U", "-n",
+                "-B", str(buffer_kib or 65536), "-w", "-", f"tcp port {port}"]
+        capture = subprocess.Popen(dump, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        analyser = subprocess.Popen([*CLI, "analyze", "-", "--format", "json", "--output", str(out)],
+                                    stdin=capture.stdout, stderr=subprocess.PIPE, text=True)
+        capture.stdout.close()  # the analyser's now
+        ready = threading.Event()
+
+        def read() -> None:
+            for raw in iter(capture.stderr.readline, b""):
+                if b"listening on" in raw:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            assert ready.wait(differential.FRESH_TIMEOUT) and capture.poll() is None, "tcpdump did not start"
+            time.sleep(0.2)
+            yield []
+            time.sleep(0.3)
+        finally:
+            differential._stop(capture)
+            try:
+                _, err = analyser.communicate(timeout=60)
+                errors.append(err)
+            finally:
+                differential._stop(analyser)
+
+    monkeypatch.setattr(differential, "_tcpdump", piped)
+    seen = _record_real_bulk(tmp_path / "unused.pcap", 1448)
+    assert seen["statuses"][-1] == 0x0000 and len(seen["stored"]) == 4, seen
+    data = json.loads(out.read_text())
+    assert data["captures"][0]["capture"] == "-" and data["captures"][0]["error"] is None, errors
+    [operation] = data["operations"]
+    assert operation["completed"] == 4 and operation["status_hex"] == "0x0000"
+    assert sorted(row["dataset_bytes"] for row in data["sub_operations"]) == sorted(seen["stored"])
