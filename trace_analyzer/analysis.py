@@ -8,6 +8,12 @@ C-GET correlation, with the rules engine told of every event. This module and
 packet feed can drive it the same way. When the records come from a capture
 file's buffer, its :class:`~trace_analyzer.lane.BulkLane` counts the middle
 of C-STORE data sets there and hands the counts to the layers (see lane.py).
+
+Inputs (files, directories, ``-``) are found here and grouped into capture sets
+(see capture_sets.py: rotated files that continue each other); each set is fed,
+file after file, into one :class:`CaptureAnalyzer` and gives a picklable
+:class:`SetResult`, so sets can be analysed on local processes or Dask workers
+and merged into one :class:`Analysis`.
 """
 
 from __future__ import annotations
