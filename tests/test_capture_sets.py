@@ -424,3 +424,24 @@ def test_live_tcpdump_piped_into_analyze(tmp_path, monkeypatch):
     [operation] = data["operations"]
     assert operation["completed"] == 4 and operation["status_hex"] == "0x0000"
     assert sorted(row["dataset_bytes"] for row in data["sub_operations"]) == sorted(seen["stored"])
+
+
+def test_a_file_cut_short_inside_a_set(unsplit, tmp_path):
+    """A middle file cut short: its truncation is reported in it, at the cut record's frame;
+    the next file's gap and hole in that one; the rest of the set is still analysed."""
+    files = split(REAL, tmp_path, 9)
+    cut = files[2]
+    with open(cut, "r+b") as handle:
+        handle.truncate(cut.stat().st_size - 700)
+    analysis = trace_analyzer.analyze([str(f) for f in files])
+    assert len(analysis.capture_sets) == 1 and not analysis.errors
+    captures = {row["capture"]: row for row in analysis.rows("captures")}
+    problems = analysis.rows("problems")
+    [truncated] = [p for p in problems if p["code"] == "CAPTURE-TRUNCATED"]
+    assert truncated["capture"] == str(cut) and truncated["frame"] == captures[str(cut)]["frames"] + 1
+    assert all(p["capture"] == str(files[3]) for p in problems if p["code"] == "CAPTURE-GAP")
+    # frame_offset counts the set's frames before each file, the cut record's among them.
+    following = captures[str(files[3])]
+    assert following["frame_offset"] == captures[str(cut)]["frame_offset"] + captures[str(cut)]["frames"] + 1
+    [operation] = analysis.rows("operations")
+    assert operation["status_category"] == "Success"

@@ -94,6 +94,7 @@ class CaptureAnalyzer:
         self.summaries = [self.summary]  # one per file of the set
         self.frame_offset = 0  # frames of the set's files before the current one
         self._file_named = False
+        self.cut_frame = 0  # the frame of a record cut short at the current file's end, if any
         self.associations: list[AssociationRecord] = []
         self.messages: list[C_GET | C_STORE | C_CANCEL] = []
         self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
@@ -124,7 +125,9 @@ class CaptureAnalyzer:
         if self.lane is not None:
             self.lane.clear()  # its counts are flushed; the next file's buffer is another
         if self._file_named:
-            self.frame_offset += self.summary.frames
+            # A record cut short at a file's end is reported at the frame it would have been:
+            # the next file's frames start after it, so the report stays in the file it is about.
+            self.frame_offset = max(self.frame_offset + self.summary.frames, self.cut_frame)
             self.summary = CaptureSummary(capture, capture_set=self.capture, frame_offset=self.frame_offset)
             self.summaries.append(self.summary)
         else:
@@ -400,6 +403,7 @@ def _feed_file(analyzer: CaptureAnalyzer, path: str, on_progress: Callable[[int]
     """Every record of one file into ``analyzer``, numbered on from the frames before it."""
 
     def problem(frame: int, text: str) -> None:
+        analyzer.cut_frame = max(analyzer.cut_frame, frame)
         analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
 
     feed = analyzer.feed_frame

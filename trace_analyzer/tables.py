@@ -560,7 +560,7 @@ def _captures(analysis: Analysis) -> Iterator[dict]:
                "tcp_frames": summary.tcp_frames, "skipped_frames": sum(summary.skipped_frames.values()),
                "connections": summary.connections, "dicom_connections": summary.dicom_connections,
                "first_time": summary.first_time, "last_time": summary.last_time, "error": summary.error,
-               "capture_set": summary.capture_set}
+               "capture_set": summary.capture_set, "frame_offset": summary.frame_offset}
 
 
 # Every table with a capture column says which capture set (rotated files of one capture are
@@ -568,6 +568,8 @@ def _captures(analysis: Analysis) -> Iterator[dict]:
 for _columns in COLUMNS.values():
     if "capture" in _columns:
         _columns["capture_set"] = "str"
+#: Frames of the set's files before this one: a row's frame f counts as frame_offset + f of its set.
+COLUMNS["captures"]["frame_offset"] = "int"
 _FRAME_COLUMNS = {name: tuple(c for c in columns if c == "frame" or c.endswith("_frame"))
                   for name, columns in COLUMNS.items()}
 
