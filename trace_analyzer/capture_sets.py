@@ -99,9 +99,11 @@ def _connection(flow: tuple[str, str]) -> tuple[str, str]:
 
 
 def _continued(before: FileFacts, later: FileFacts) -> list[tuple[str, str]]:
-    """The directions that ``later`` takes up, at its head, from connections alive at the tail
-    of ``before`` (the same connection carried on, not a new one on the same ports)."""
-    ours = {_connection(flow) for flow in before.tail}
+    """The directions that ``later`` takes up, at its head, from connections seen in ``before``
+    (the same connection carried on, not a new one on the same ports). Those at its head count
+    too: an association can stay silent through a file's last records, as a C-GET's control
+    connection does while another one moves bulk data."""
+    ours = {_connection(flow) for flow in before.tail} | {_connection(flow) for flow in before.head}
     shared = []
     for flow, facts in later.head.items():
         if facts.syn or _connection(flow) not in ours:
