@@ -92,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, action="append", default=[], metavar="N",
                      help="decode TCP port N as DICOM (repeatable); DICOM is otherwise detected on any port")
     run.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
-                     help="table: summary and tables for reading; json: one object of tables; csv, parquet: "
-                          "one file per table; html: a self-contained report with plots")
+                     help="table: summary and tables for reading; json: one object of tables; csv: one "
+                          "file per table; parquet: a folder per table, a file per capture set; html: a "
+                          "self-contained report with plots")
     run.add_argument("--output", metavar="PATH",
                      help="json: the file to write (default: standard output); csv: the folder "
                           "(default: ./trace-analyzer-csv); parquet: the folder (default: "
