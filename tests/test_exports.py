@@ -35,16 +35,18 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parquet")
     result = run("analyze", CAPTURE, "--format", "parquet", "--output", folder)
     assert result.returncode == 0, result.stderr
-    assert "Parquet files" in result.stderr
+    assert "Parquet datasets" in result.stderr
     data = json.loads(run("analyze", CAPTURE, "--format", "json").stdout)
     return folder, data
 
 
-def test_one_parquet_file_per_table_with_the_column_kinds(exported):
+def test_one_parquet_dataset_per_table_with_the_column_kinds(exported):
     folder, _ = exported
-    assert sorted(p.stem for p in folder.glob("*.parquet")) == sorted(TABLES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(TABLES)
     for name in TABLES:
-        schema = pyarrow.parquet.read_schema(folder / f"{name}.parquet")
+        # One capture (one capture set): one file in each table's folder.
+        [part] = (folder / name).glob("*.parquet")
+        schema = pyarrow.parquet.read_schema(part)
         assert schema.names == list(COLUMNS[name]), name
         for column, kind in COLUMNS[name].items():
             assert schema.field(column).type == ARROW[kind], (name, column, schema.field(column).type)
@@ -53,7 +55,7 @@ def test_one_parquet_file_per_table_with_the_column_kinds(exported):
 def test_parquet_values_equal_the_json_values(exported):
     folder, data = exported
     for name in TABLES:
-        rows = pyarrow.parquet.read_table(folder / f"{name}.parquet").to_pylist()
+        rows = pyarrow.parquet.read_table(folder / name).to_pylist()
         assert rows == data[name], name
     # The final A900 response has no (0000,1020): null, not 0 and not NaN.
     [operation] = data["operations"]
@@ -67,9 +69,9 @@ def test_parquet_read_back_into_pandas_keeps_nullable_dtypes(exported):
     folder, _ = exported
     analysis = trace_analyzer.analyze(str(CAPTURE))
     for name in ("operations", "progress", "sub_operations", "violations", "captures"):
-        frame = pandas.read_parquet(folder / f"{name}.parquet")
+        frame = pandas.read_parquet(folder / name)
         assert dict(frame.dtypes) == dict(analysis.table(name).dtypes), name
-    frame = pandas.read_parquet(folder / "operations.parquet")
+    frame = pandas.read_parquet(folder / "operations")
     assert frame.remaining.isna().all() and str(frame.failed.dtype) == "Int64"
 
 
@@ -78,7 +80,7 @@ def test_empty_tables_keep_their_types(exported):
     empty = [name for name in TABLES if not data[name]]
     assert empty, "the sample has tables without rows (problems, at least)"
     for name in empty:
-        table = pyarrow.parquet.read_table(folder / f"{name}.parquet")
+        table = pyarrow.parquet.read_table(folder / name)
         assert table.num_rows == 0
         assert [f.type for f in table.schema] == [ARROW[k] for k in COLUMNS[name].values()]
 

@@ -184,7 +184,9 @@ def _tables(path: Path, fast_lane: bool = True) -> tuple[dict, int]:
 
 def _without_capture(tables: dict) -> dict:
     """The tables with the capture's name left out (the same capture under another name)."""
-    return {name: [{key: value for key, value in row.items() if key != "capture"} for row in rows]
+    # capture_set names the capture too (a capture alone is its own set)
+    return {name: [{key: value for key, value in row.items() if key not in ("capture", "capture_set")}
+                   for row in rows]
             for name, rows in tables.items()}
 
 

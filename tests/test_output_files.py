@@ -64,12 +64,12 @@ def _outside(home: Path, folder: Path, output: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("fmt, output, planted", [
     ("csv", "trace-analyzer-csv", "trace-analyzer-csv/peers.csv"),
-    ("parquet", "trace-analyzer-parquet", "trace-analyzer-parquet/peers.parquet"),
+    ("parquet", "trace-analyzer-parquet", "trace-analyzer-parquet/peers/00000.parquet"),  # a dataset a table
     ("html", "trace-analyzer-report.html", "trace-analyzer-report.html"),
 ])
 def test_planted_links_at_default_outputs_are_replaced_not_followed(delivered, fmt, output, planted):
     home, folder = delivered
-    (folder / planted).parent.mkdir(exist_ok=True)
+    (folder / planted).parent.mkdir(parents=True, exist_ok=True)
     target = home / (".bashrc" if fmt != "html" else ".ssh/authorized_keys")
     (folder / planted).symlink_to(target)
     before = _outside(home, folder, output)

@@ -259,7 +259,7 @@ def test_port_reuse_after_rst():
     handshake(feed)
     feed(seg(A, ISN_A + 1, b"one"))
     out = feed(seg(B, ISN_B + 1, flags=TCP_RST))
-    assert out == [ConnectionClosed(1, 5, 0.5, "rst")]
+    assert out == [ConnectionClosed(1, 5, 0.5, "rst", "10.0.0.2:104", 5, 0.5)]  # who reset it, where
     feed(seg(A, 7000, flags=TCP_SYN))
     assert feed.of(ConnectionOpened)[-1].conn == 2
 
@@ -299,7 +299,7 @@ def test_fin_needs_both_directions():
     assert feed(seg(A, ISN_A + 1, b"bye", flags=TCP_FIN | TCP_ACK)) == [StreamData(1, A, b"bye", 4, 0.4)]
     feed(seg(B, ISN_B + 1, b"late reply"))  # half-closed: the other side may still send
     out = feed(seg(B, ISN_B + 11, flags=TCP_FIN | TCP_ACK))
-    assert out == [ConnectionClosed(1, 6, 0.6, "fin")]
+    assert out == [ConnectionClosed(1, 6, 0.6, "fin", "10.0.0.1:40000", 4, 0.4)]  # the first FIN's sender
     assert feed.data(B) == b"late reply"
 
 

@@ -8,18 +8,29 @@ C-GET correlation, with the rules engine told of every event. This module and
 packet feed can drive it the same way. When the records come from a capture
 file's buffer, its :class:`~trace_analyzer.lane.BulkLane` counts the middle
 of C-STORE data sets there and hands the counts to the layers (see lane.py).
+
+Inputs (files, directories, ``-``) are found here and grouped into capture sets
+(see capture_sets.py: rotated files that continue each other); each set is fed,
+file after file, into one :class:`CaptureAnalyzer` and gives a picklable
+:class:`SetResult`, so sets can be analysed on local processes or Dask workers
+and merged into one :class:`Analysis`.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
-from collections.abc import Callable, Iterable
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
-from .capture import CaptureError, CaptureRecord, iter_records
+from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_records, sample, snap_length
+from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
 from .operations import Correlator, Operation, SubOperation
@@ -44,17 +55,48 @@ class CaptureSummary:
     first_time: float | None = None
     last_time: float | None = None
     error: str | None = None  # the file could not be read at all
+    #: The capture set the file belongs to (its own name when alone), and the frames of the
+    #: set's files before it: frame f of this file is frame frame_offset + f of the set.
+    capture_set: str | None = None
+    frame_offset: int = 0
+
+
+class SchedulerError(Exception):
+    """The Dask scheduler asked for cannot be used (unreachable, or dask.distributed missing)."""
+
+
+@dataclass(slots=True)
+class SetResult:
+    """What one capture set's analysis gives: plain records, picklable, so that a set can be
+    analysed in another process or on a Dask worker and merged with the others."""
+
+    name: str
+    summaries: list[CaptureSummary]
+    associations: list[AssociationRecord]
+    messages: list[C_GET | C_STORE | C_CANCEL]
+    other_messages: list[DimseMessage]
+    operations: list[Operation]
+    unlinked_stores: list[SubOperation]
+    problems: list[Problem]
+    findings: list[Finding]
+    unjudged: list[Finding] = field(default_factory=list)
 
 
 class CaptureAnalyzer:
-    """Analyse one capture, fed record by record. No I/O."""
+    """Analyse one capture, or one capture set (files that continue each other), fed record
+    by record. No I/O. The frames of a set are numbered on from one file to the next
+    (:meth:`next_file`), so every layer carries on across a file boundary."""
 
     def __init__(self, capture: str, ports: Iterable[int] = (),
                  next_association_id: Callable[[], int] | None = None,
                  rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> None:
         self.capture = capture
         self.ports = frozenset(ports)
-        self.summary = CaptureSummary(capture)
+        self.summary = CaptureSummary(capture, capture_set=capture)
+        self.summaries = [self.summary]  # one per file of the set
+        self.frame_offset = 0  # frames of the set's files before the current one
+        self._file_named = False
+        self.cut_frame = 0  # the frame of a record cut short at the current file's end, if any
         self.associations: list[AssociationRecord] = []
         self.messages: list[C_GET | C_STORE | C_CANCEL] = []
         self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
@@ -78,6 +120,26 @@ class CaptureAnalyzer:
         self._bulk_candidate: tuple[AssociationSession, str] | None = None
         self.lane_records = 0  # records the lane counted (for benchmarks and tests)
         self.on_progress: Callable[[int], None] | None = None
+
+    def next_file(self, capture: str) -> None:
+        """The records that follow come from the set's next file, ``capture``: its frames are
+        numbered on from the last file's, and it gets a summary of its own."""
+        if self.lane is not None:
+            self.lane.clear()  # its counts are flushed; the next file's buffer is another
+        if self._file_named:
+            # A record cut short at a file's end is reported at the frame it would have been:
+            # the next file's frames start after it, so the report stays in the file it is about.
+            self.frame_offset = max(self.frame_offset + self.summary.frames, self.cut_frame)
+            self.summary = CaptureSummary(capture, capture_set=self.capture, frame_offset=self.frame_offset)
+            self.summaries.append(self.summary)
+        else:
+            self.summary.capture = capture
+        self._file_named = True
+
+    def result(self) -> SetResult:
+        return SetResult(self.capture, self.summaries, self.associations, self.messages, self.other_messages,
+                         self.correlator.operations, self.correlator.unlinked_stores, self.problems,
+                         self.rules.findings, self.rules.unjudged)
 
     def problem(self, frame: int, time: float, code: str, detail: str) -> None:
         self.problems.append(Problem(self.capture, frame, time, None, code, detail))
@@ -141,7 +203,7 @@ class CaptureAnalyzer:
     def finish(self) -> None:
         if self.lane is not None:
             self.lane.clear()
-        frame = self.summary.frames
+        frame = self.frame_offset + self.summary.frames
         time = self.summary.last_time or 0.0
         for event in self._tcp.close(frame, time):
             self._tcp_event(event)
@@ -227,20 +289,59 @@ class Analysis:
     C-CANCEL records) are in ``primitives``, in capture order.
     """
 
-    def __init__(self, analyzers: list[CaptureAnalyzer], failures: list[CaptureSummary]) -> None:
-        self.captures: list[CaptureSummary] = [a.summary for a in analyzers] + failures
-        self.association_records: list[AssociationRecord] = [r for a in analyzers for r in a.associations]
-        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for a in analyzers for m in a.messages]
-        self.other_messages: list[DimseMessage] = [m for a in analyzers for m in a.other_messages]
-        self.operation_records: list[Operation] = [o for a in analyzers for o in a.correlator.operations]
-        self.unlinked_stores: list[SubOperation] = [
-            s for a in analyzers for s in a.correlator.unlinked_stores]
-        self.problem_records: list[Problem] = [p for a in analyzers for p in a.problems]
-        self.findings: list[Finding] = [f for a in analyzers for f in a.rules.findings]
+    def __init__(self, results: list[SetResult | CaptureAnalyzer], failures: list[CaptureSummary],
+                 skipped: list[str] | None = None) -> None:
+        sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
+        for failure in failures:
+            failure.capture_set = failure.capture_set or failure.capture
+        self.captures: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
+        self.association_records: list[AssociationRecord] = [a for r in sets for a in r.associations]
+        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for r in sets for m in r.messages]
+        self.other_messages: list[DimseMessage] = [m for r in sets for m in r.other_messages]
+        self.operation_records: list[Operation] = [o for r in sets for o in r.operations]
+        self.unlinked_stores: list[SubOperation] = [s for r in sets for s in r.unlinked_stores]
+        self.problem_records: list[Problem] = [p for r in sets for p in r.problems]
+        self.findings: list[Finding] = [f for r in sets for f in r.findings]
         #: What loss-sensitive rules would have reported after the capture lost bytes of an
         #: association (rules.engine.LOSS_SENSITIVE): each a CAPTURE-UNJUDGED problem too.
-        self.unjudged: list[Finding] = [f for a in analyzers for f in a.rules.unjudged]
+        self.unjudged: list[Finding] = [f for r in sets for f in r.unjudged]
+        #: Files found in directories that are not captures (by their magic number): skipped.
+        self.skipped: list[str] = list(skipped or [])
+        #: Per capture set of several files: where each file's frames start in the set.
+        self._files: dict[str, tuple[list[int], list[str]]] = {}
+        for r in sets:
+            if len(r.summaries) > 1:
+                self._files[r.name] = ([c.frame_offset for c in r.summaries],
+                                       [c.capture for c in r.summaries])
         self._tables: dict[str, Any] = {}
+
+    @property
+    def capture_sets(self) -> list[str]:
+        """The names of the capture sets, in the order analysed (by first packet time)."""
+        return list(dict.fromkeys(c.capture_set for c in self.captures))
+
+    def place(self, row: dict[str, Any], frame_columns: tuple[str, ...]) -> None:
+        """Say in a row which capture set it is from, and which file and frame in it.
+
+        The layers number a set's frames on from one file to the next; a row names the file
+        of its first frame (``capture``) and gives its frames counted from that file's start,
+        as Wireshark numbers them when the file is opened alone (a later frame of the same
+        row beyond that file's count is in the set's next file(s))."""
+        name = row.get("capture")
+        if row.get("capture_set") is None:
+            row["capture_set"] = name
+        files = self._files.get(name)
+        if files is None:
+            return
+        anchor = next((row[c] for c in frame_columns if row.get(c) is not None), None)
+        if anchor is None:
+            return
+        offsets, paths = files
+        index = max(bisect.bisect_left(offsets, anchor) - 1, 0)
+        row["capture"] = paths[index]
+        for column in frame_columns:
+            if row.get(column) is not None:
+                row[column] -= offsets[index]
 
     @property
     def errors(self) -> list[str]:
@@ -311,43 +412,267 @@ def analyze_capture(path: str, ports: Iterable[int] = (),
     ``fast_lane=False`` sends every record down the layer-by-layer path (the
     results are the same; tests compare the two)."""
     analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels, fast_lane)
-
-    def problem(frame: int, text: str) -> None:
-        analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
-
-    feed = analyzer.feed_frame
-    analyzer.on_progress = on_progress
-    if on_progress is None:
-        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
-            feed(frame, time, linktype, data)
-    else:
-        for frame, time, linktype, data, _ in iter_records(path, problem, analyzer.lane):
-            feed(frame, time, linktype, data)
-            on_progress(len(data) + 16)
+    _feed_file(analyzer, path, on_progress)
     analyzer.finish()
     return analyzer
 
 
-def analyze(paths: str | Iterable[str], ports: Iterable[int] | None = None,
-            on_progress: Callable[[int], None] | None = None,
-            rules: dict[str, str] | None = None, fast_lane: bool = True) -> Analysis:
-    """Analyse one or more capture files.
+def _feed_file(analyzer: CaptureAnalyzer, path: str, on_progress: Callable[[int], None] | None) -> None:
+    """Every record of one file into ``analyzer``, numbered on from the frames before it."""
 
-    ``ports`` forces DICOM decoding on those TCP ports (DICOM is otherwise
-    detected on any port). ``rules`` sets rule levels by ID
-    (``{"GET-RSP-008": "warning", "GET-RSP-022": "off"}``). A file that
-    cannot be read is reported in ``Analysis.errors`` and the others are
-    still analysed.
-    """
-    if isinstance(paths, str):
-        paths = [paths]
-    counter = iter(range(1, 1 << 62))
-    analyzers, failures = [], []
-    for path in paths:
-        path = str(path)
+    def problem(frame: int, text: str) -> None:
+        analyzer.cut_frame = max(analyzer.cut_frame, frame)
+        analyzer.problem(frame, analyzer.summary.last_time or 0.0, "CAPTURE-TRUNCATED", text)
+
+    feed = analyzer.feed_frame
+    analyzer.on_progress = on_progress
+    records = iter_records(path, problem, analyzer.lane, analyzer.frame_offset)
+    if on_progress is None:
+        for frame, time, linktype, data, _ in records:
+            feed(frame, time, linktype, data)
+    else:
+        for frame, time, linktype, data, _ in records:
+            feed(frame, time, linktype, data)
+            on_progress(len(data) + 16)
+
+
+# -- inputs and capture sets ------------------------------------------------------
+
+
+def find_inputs(items: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """The capture files named by ``items`` (files, directories, ``-``), and the files found in
+    directories that are not captures. A directory is walked recursively, in name order; a file
+    in it is a capture when its magic number (once inflated, if gzipped) says pcap or pcapng.
+    A file named directly is kept whatever it is: reading it reports what is wrong."""
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
+    found, skipped = [], []
+    for item in items:
+        item = os.fspath(item)
+        if item == STDIN or not os.path.isdir(item):
+            found.append(item)
+            continue
+        captures, others = [], []
+        for folder, subfolders, names in os.walk(item):
+            subfolders.sort()
+            for name in sorted(names):
+                path = os.path.join(folder, name)
+                if os.path.isfile(path):  # not a FIFO or a device: reading one could block
+                    (captures if capture_kind(path) else others).append(path)
+        if captures:
+            found.extend(captures)
+            skipped.extend(others)
+        else:
+            found.append(item)  # reading it reports a directory without a capture
+    return list(dict.fromkeys(found)), skipped
+
+
+#: Records looked at, at each end of a file, to tell which files continue each other.
+SAMPLE_RECORDS = 1000
+
+
+def file_facts(path: str) -> FileFacts:
+    """A quick look at one file for :func:`capture_sets.group`: its link type, snap length,
+    time span, and, in its first and last records, where each TCP direction's sequence numbers
+    start and end. Raises CaptureError when it cannot be read."""
+    frames, head, tail = sample(path, SAMPLE_RECORDS)
+    facts = FileFacts(path, frames=frames)
+    if head:
+        facts.first_time, facts.linktype = head[0][0], head[0][1]
+        facts.last_time = tail[-1][0]
+    for records, flows in ((head, facts.head), (tail, facts.tail)):
+        for _, linktype, data in records:
+            try:
+                segment = decode_tcp(linktype, data)
+            except Skip:
+                continue
+            note_segment(flows, segment.src, segment.dst, segment.seq, segment.expected_length,
+                         segment.flags)
+    facts.size, facts.snaplen = os.path.getsize(path), snap_length(path)
+    return facts
+
+
+def _facts_task(path: str) -> FileFacts | CaptureSummary:
+    """The quick pass over one file as a task: its facts, or why it cannot be read."""
+    try:
+        return file_facts(path)
+    except CaptureError as exc:
+        return CaptureSummary(path, error=str(exc), capture_set=path)
+
+
+def plan(paths: list[str], map_files: Callable[..., list] | None = None,
+         ) -> tuple[list[CaptureSet], list[CaptureSummary]]:
+    """The capture sets of these capture files (standard input is a set of its own, last),
+    and the files that could not be read at all. ``map_files(function, paths)`` runs the
+    quick pass over each file (in parallel runs, on the workers), results in order."""
+    files = [path for path in paths if path != STDIN]
+    passes = (map_files or _serial_map)(_facts_task, files)
+    facts = [f for f in passes if isinstance(f, FileFacts)]
+    failures = [f for f in passes if isinstance(f, CaptureSummary)]
+    sets = group(facts)
+    if len(files) < len(paths):
+        sets.append(CaptureSet(STDIN, [STDIN]))
+    return sets, failures
+
+
+def _serial_map(function: Callable, items: list, *args) -> list:
+    return [function(item, *args) for item in items]
+
+
+def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
+                on_progress: Callable[[int], None] | None = None,
+                rules: dict[str, str] | None = None, fast_lane: bool = True,
+                on_file_done: Callable[[int], None] | None = None) -> SetResult:
+    """Analyse one capture set: its files, in order, into one :class:`CaptureAnalyzer`, so
+    TCP reassembly, associations and C-GET correlation carry on across file boundaries.
+    A file that cannot be read is reported in its summary and the set goes on without it.
+    ``on_file_done(c_gets)`` hears of each file done, with the C-GETs found so far in the set."""
+    analyzer = CaptureAnalyzer(capture_set.name, ports, None, rules, fast_lane)
+    gaps = {}
+    for gap in capture_set.gaps:
+        gaps.setdefault(gap.after, []).append(gap)
+    for path in capture_set.files:
+        analyzer.next_file(path)
         try:
-            analyzers.append(analyze_capture(path, ports or (), counter.__next__, on_progress, rules,
-                                             fast_lane))
+            _feed_file(analyzer, path, on_progress)
         except CaptureError as exc:
-            failures.append(CaptureSummary(path, error=str(exc)))
-    return Analysis(analyzers, failures)
+            analyzer.summary.error = str(exc)
+            continue
+        for gap in gaps.get(path, ()):
+            frame = analyzer.summary.frame_offset + 1
+            analyzer.problem(frame, analyzer.summary.first_time or 0.0, "CAPTURE-GAP", gap.text())
+        if on_file_done is not None:
+            on_file_done(len(analyzer.correlator.operations))
+    analyzer.finish()
+    return analyzer.result()
+
+
+def _set_task(capture_set: CaptureSet, ports: tuple[int, ...], rules: dict[str, str] | None,
+              fast_lane: bool) -> SetResult:
+    """One capture set as a task for a worker process or a Dask worker."""
+    return analyze_set(capture_set, ports, None, rules, fast_lane)
+
+
+def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Iterable[int] | None = None,
+            on_progress: Callable[[int], None] | None = None,
+            rules: dict[str, str] | None = None, fast_lane: bool = True, workers: int | None = None,
+            scheduler: str | Any | None = None,
+            on_set_done: Callable[[SetResult], None] | None = None,
+            on_file_done: Callable[[int], None] | None = None) -> Analysis:
+    """Analyse capture files, directories of them (recursively) and ``-`` (standard input).
+
+    Files that continue each other (rotated captures) are one capture set, analysed as one
+    capture; sets are independent, so ``workers=N`` analyses them on N local processes and
+    ``scheduler`` (a Dask scheduler address such as ``"tcp://host:8786"``, or a
+    ``distributed.Client``) on a Dask cluster whose workers can read the same paths. The
+    results are the same whichever way they are run. ``ports`` forces DICOM decoding on
+    those TCP ports (DICOM is otherwise detected on any port). ``rules`` sets rule levels by
+    ID (``{"GET-RSP-008": "warning", "GET-RSP-022": "off"}``). A file that cannot be read is
+    reported in ``Analysis.errors`` and the others are still analysed; files in directories
+    that are not captures are listed in ``Analysis.skipped``. ``on_progress(bytes)`` hears of
+    bytes read (in parallel runs, a set's bytes when it is done); ``on_set_done(result)`` of
+    each capture set finished; ``on_file_done(c_gets)`` of each file of a set analysed here
+    (not on a worker), with the C-GETs found so far in its set.
+    """
+    found, skipped = find_inputs(paths)
+    ports = tuple(ports or ())
+    results: dict[str, SetResult] = {}
+
+    def done(result: SetResult, size: int | None) -> None:
+        results[result.name] = result
+        if size is not None and on_progress is not None:
+            on_progress(size)
+        if on_set_done is not None:
+            on_set_done(result)
+
+    with _runner(workers, scheduler, len(found)) as runner:
+        sets, failures = plan(found, runner.map if runner is not None else None)
+        local = [s for s in sets if s.files == [STDIN]]  # a stream is read here, as it arrives
+        remote = [s for s in sets if s.files != [STDIN]]
+        if runner is not None and (scheduler is not None or len(remote) > 1):
+            for capture_set, result in runner.as_done(_set_task, remote, ports, rules, fast_lane):
+                done(result, capture_set.size)
+        else:
+            local = remote + local
+        for capture_set in local:
+            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done), None)
+    return Analysis([results[s.name] for s in sets], failures, skipped)
+
+
+class _Processes:
+    """Tasks on local worker processes (concurrent.futures over multiprocessing)."""
+
+    def __init__(self, workers: int) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        self._futures = concurrent.futures
+        # fork where there is one: workers start at once with what is imported here, and, unlike
+        # spawn or forkserver, never re-run the caller's script (one without a __main__ guard
+        # would start the analysis over in every worker).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+
+    def map(self, function: Callable, items: list, *args) -> list:
+        return [f.result() for f in [self.pool.submit(function, item, *args) for item in items]]
+
+    def as_done(self, function: Callable, items: list, *args) -> Iterator[tuple[Any, Any]]:
+        futures = {self.pool.submit(function, item, *args): item for item in items}
+        for future in self._futures.as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class _Dask:
+    """Tasks on a Dask distributed cluster, through a real ``distributed.Client``."""
+
+    def __init__(self, scheduler: str | Any) -> None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise SchedulerError("a Dask scheduler needs dask.distributed "
+                                 "(pip install 'dask[distributed]')") from None
+        self._as_completed = as_completed
+        self.own = not isinstance(scheduler, Client)
+        if self.own and not re.fullmatch(r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+",
+                                         str(scheduler)):
+            # Checked here: a Client given a malformed address hangs for a minute on the way out.
+            raise SchedulerError(f"{scheduler}: not a Dask scheduler address (such as tcp://HOST:8786)")
+        try:
+            self.client = Client(scheduler, set_as_default=False) if self.own else scheduler
+        except (OSError, ValueError) as exc:  # unreachable (a timeout is an OSError), or not an address
+            raise SchedulerError(f"{scheduler}: cannot use this Dask scheduler ({exc})") from None
+
+    def map(self, function: Callable, items: list, *args) -> list:
+        # pure=False: the same files named in another call are read again (they may have changed).
+        futures = [self.client.submit(function, item, *args, pure=False) for item in items]
+        return self.client.gather(futures)
+
+    def as_done(self, function: Callable, items: list, *args) -> Iterator[tuple[Any, Any]]:
+        futures = [self.client.submit(function, item, *args, pure=False) for item in items]
+        by_key = {future.key: item for future, item in zip(futures, items, strict=True)}
+        for future in self._as_completed(futures, loop=self.client.loop):
+            yield by_key[future.key], future.result()
+
+    def close(self) -> None:
+        if self.own:
+            self.client.close()
+
+
+@contextlib.contextmanager
+def _runner(workers: int | None, scheduler: str | Any | None, files: int) -> Iterator[Any]:
+    """Where tasks run: a Dask cluster, local processes, or None (here, one after another)."""
+    if scheduler is not None:
+        runner = _Dask(scheduler)
+    elif workers is not None and workers > 1 and files > 1:
+        runner = _Processes(min(workers, files))
+    else:
+        runner = None
+    try:
+        yield runner
+    finally:
+        if runner is not None:
+            runner.close()

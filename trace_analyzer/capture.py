@@ -12,6 +12,7 @@ through ``on_problem``, so everything read before it is kept.
 
 from __future__ import annotations
 
+import collections
 import mmap
 import os
 import struct
@@ -72,7 +73,7 @@ class _CaptureFile:
         #: The whole file, mapped, when it is a plain file: records are then read in
         #: place, with no copy into blocks (see _pcap_records for how memory stays flat).
         self.map: mmap.mmap | None = None
-        if not isinstance(handle, _Inflater):
+        if not isinstance(handle, (_Inflater, _Stream)):
             try:
                 self.map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):
@@ -84,12 +85,62 @@ class _CaptureFile:
         self.f.close()
 
 
-def _open(path: str) -> _CaptureFile:
-    """Open ``path``, a (possibly gzipped) pcap or pcapng file, and read its header."""
-    with open(path, "rb") as probe:
-        first = probe.read(4)
-    compressed = first[:2] == b"\x1f\x8b"
-    handle = _Inflater(path) if compressed else open(path, "rb")  # noqa: SIM115 (closed by close())
+#: The name that stands for standard input (a pcap or pcapng stream, gzipped or not).
+STDIN = "-"
+
+
+class _Stream:
+    """Standard input (a pipe) read as it arrives: ``read(size)`` gives what is there, at
+    least one byte and at most ``size``, and b"" only at the end; nothing is held beyond
+    the block the walk asks for, so memory stays bounded however long the stream runs."""
+
+    def __init__(self, fd: int, head: bytes = b"") -> None:
+        self.fd = fd
+        self._head = head  # bytes read to recognise the stream, handed back first
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            data = self._head[:size] if size >= 0 else self._head
+            self._head = self._head[len(data):]
+            return data
+        if size < 0:
+            chunks = []
+            while chunk := os.read(self.fd, _BLOCK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        return os.read(self.fd, size) if size else b""
+
+    def close(self) -> None:
+        pass  # standard input stays open: it is not ours to close
+
+
+def _read_exact(handle, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end (a stream gives what has arrived)."""
+    data = handle.read(size)
+    while len(data) < size:
+        more = handle.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _open(path: str, stdin_fd: int = 0) -> _CaptureFile:
+    """Open ``path``, a (possibly gzipped) pcap or pcapng file, or ``-`` for standard
+    input, and read its header."""
+    if path == STDIN:
+        stream = _Stream(stdin_fd)
+        first = _read_exact(stream, 4)
+        stream = _Stream(stdin_fd, first)
+        compressed = first[:2] == b"\x1f\x8b"
+        handle = _Inflater(stream) if compressed else stream
+        if not first:
+            raise CaptureError(f"{path}: standard input is empty")
+    else:
+        with open(path, "rb") as probe:
+            first = probe.read(4)
+        compressed = first[:2] == b"\x1f\x8b"
+        handle = _Inflater(path) if compressed else open(path, "rb")  # noqa: SIM115 (closed by close())
     try:
         return _read_header(path, handle, first, compressed)
     except BaseException:
@@ -97,12 +148,46 @@ def _open(path: str) -> _CaptureFile:
         raise
 
 
+def capture_kind(path: str) -> str | None:
+    """"pcap" or "pcapng" when the file is a capture by its magic number (inflated first
+    when gzipped), else None: how captures are told apart from other files in a directory."""
+    try:
+        with open(path, "rb") as probe:
+            first = probe.read(4)
+        if first[:2] == b"\x1f\x8b":
+            inflater = _Inflater(path)
+            try:
+                first = inflater.read(4)
+            finally:
+                inflater.close()
+    except OSError:
+        return None
+    if first in _PCAP_MAGICS:
+        return "pcap"
+    return "pcapng" if first == b"\x0a\x0d\x0d\x0a" else None
+
+
+def snap_length(path: str) -> int:
+    """A pcap file's snap length from its header; 0 for pcapng (declared per interface) or
+    when unreadable. Rotated files of one capture share it."""
+    try:
+        reader = _open(path)
+    except (OSError, zlib.error, CaptureError):
+        return 0
+    try:
+        if reader.kind != "pcap":
+            return 0
+        return struct.unpack(reader.endian + "I", reader.head[16:20])[0]
+    finally:
+        reader.close()
+
+
 def _read_header(path: str, handle, first: bytes, compressed: bool) -> _CaptureFile:
-    head = handle.read(12)
+    head = _read_exact(handle, 12)
     magic = head[:4]
     pcap = _PCAP_MAGICS.get(magic)
     if pcap is not None:
-        head += handle.read(12)
+        head += _read_exact(handle, 12)
         if len(head) < 24:
             raise CaptureError(f"{path}: truncated or damaged pcap header ({len(head)} of 24 bytes)")
         linktype = struct.unpack(pcap[0] + "I", head[20:24])[0] & 0x0FFFFFFF  # upper bits: FCS length
@@ -117,7 +202,7 @@ def _read_header(path: str, handle, first: bytes, compressed: bool) -> _CaptureF
         if total < 28 or total % 4 or total > _MAX_RECORD:
             raise CaptureError(f"{path}: truncated or damaged pcapng header "
                                f"(a section header block of {total} bytes)")
-        head += handle.read(total - 12)
+        head += _read_exact(handle, total - 12)
         if len(head) < total:
             raise CaptureError(f"{path}: truncated or damaged pcapng header "
                                f"({len(head)} of the section header's {total} bytes)")
@@ -138,7 +223,8 @@ def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise CaptureError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise CaptureError(f"{path}: is a directory, not a capture file")
+        # (a directory's captures are found by analysis.find_inputs; this one holds none)
+        raise CaptureError(f"{path}: is a directory with no pcap or pcapng capture file in it")
     if not os.path.isfile(path):
         raise CaptureError(f"{path}: not a regular file (a pipe or a device), not a capture file")
     if not os.access(path, os.R_OK):
@@ -152,8 +238,10 @@ class _Inflater:
     recovered: Python's gzip module drops a whole read's worth of data when the
     file is cut short, which would lose the frames before the cut."""
 
-    def __init__(self, path: str) -> None:
-        self._raw = open(path, "rb")  # noqa: SIM115 (closed in close())
+    def __init__(self, path: str | _Stream) -> None:
+        #: A stream gives what it has: inflate what arrived rather than wait for a whole block.
+        self._eager = isinstance(path, _Stream)
+        self._raw = path if self._eager else open(path, "rb")  # noqa: SIM115 (closed in close())
         self._inflate = zlib.decompressobj(wbits=31)
         self._pending = b""
         self._done = False
@@ -176,6 +264,8 @@ class _Inflater:
                     self._pending += self._inflate.decompress(rest)
             except zlib.error:
                 self._done = self.cut_short = True  # damaged from here on: keep what came before
+            if self._eager and self._pending and size >= 0:
+                break
         if size < 0:
             size = len(self._pending)
         data, self._pending = self._pending[:size], self._pending[size:]
@@ -196,7 +286,7 @@ _WINDOW = 16 * 1024 * 1024
 
 
 def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] | None,
-                  lane=None) -> Iterator[tuple]:
+                  lane=None, first_frame: int = 0) -> Iterator[tuple]:
     """(frame, time, linktype, data, wirelen) for each record of a pcap file.
 
     ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`), while it has armed flows, is
@@ -210,7 +300,7 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
     try_lane = False
     buf, pos, read, release = _source(reader, 24, b"")
     released = 0
-    frame = 0
+    frame = first_frame  # the frame before this file's first (files of a set number on)
     try:
         while True:
             if release and pos - released >= _WINDOW:
@@ -219,8 +309,9 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
                 more = read(_BLOCK)
                 if not more:
                     if len(buf) > pos and on_problem is not None:
-                        on_problem(frame + 1, f"capture ends inside record {frame + 1} ({len(buf) - pos} "
-                                              "bytes of its header): the file is truncated")
+                        on_problem(frame + 1, f"capture ends inside record {frame + 1 - first_frame} "
+                                              f"({len(buf) - pos} bytes of its header): the file is "
+                                              "truncated")
                     return
                 buf = buf[pos:] + more if pos < len(buf) else more
                 pos = 0
@@ -228,8 +319,9 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
             sec, usec, caplen, wirelen = unpack(buf, pos)
             if caplen > _MAX_RECORD:
                 if on_problem is not None:
-                    on_problem(frame + 1, f"capture record {frame + 1} is unreadable: it claims {caplen} "
-                                          "bytes, beyond any captured frame; the rest of the file is skipped")
+                    on_problem(frame + 1, f"capture record {frame + 1 - first_frame} is unreadable: it "
+                                          f"claims {caplen} bytes, beyond any captured frame; the rest "
+                                          "of the file is skipped")
                 return
             end = pos + 16 + caplen
             if end > len(buf):
@@ -242,7 +334,7 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
                 frame += 1
                 data = buf[pos + 16:]
                 if on_problem is not None:
-                    on_problem(frame, f"capture ends inside record {frame} ({len(data)} of "
+                    on_problem(frame, f"capture ends inside record {frame - first_frame} ({len(data)} of "
                                       f"{caplen} bytes present): the file is truncated")
                 yield frame, sec + usec / divisor, linktype, data, wirelen
                 return
@@ -327,19 +419,20 @@ def _clock(endian: str, interfaces: list[tuple[int, int, int, int]]) -> Callable
     return time_at
 
 
-def _unreadable(on_problem: Callable[[int, str], None] | None, frame: int, text: str) -> None:
+def _unreadable(on_problem: Callable[[int, str], None] | None, frame: int, text: str,
+                first_frame: int = 0) -> None:
     if on_problem is not None:
-        on_problem(frame + 1, f"capture record {frame + 1} is unreadable ({text}); "
+        on_problem(frame + 1, f"capture record {frame + 1 - first_frame} is unreadable ({text}); "
                               "the rest of the file is skipped")
 
 
-def _cut(on_problem: Callable[[int, str], None] | None, frame: int) -> None:
+def _cut(on_problem: Callable[[int, str], None] | None, frame: int, first_frame: int = 0) -> None:
     if on_problem is not None:
-        on_problem(frame + 1, f"capture ends inside record {frame + 1}: the file is truncated")
+        on_problem(frame + 1, f"capture ends inside record {frame + 1 - first_frame}: the file is truncated")
 
 
 def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] | None,
-                    lane=None) -> Iterator[tuple]:
+                    lane=None, first_frame: int = 0) -> Iterator[tuple]:
     """(frame, time, linktype, data, wirelen) for each packet block of a pcapng file.
 
     Frames are numbered over Enhanced, Obsolete and Simple Packet Blocks; every other
@@ -355,7 +448,7 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
     try_lane = False
     buf, pos, read, release = _source(reader, 0, reader.head)
     released = 0
-    frame = 0
+    frame = first_frame  # the frame before this file's first (files of a set number on)
     time = 0.0  # the last packet's: a Simple Packet Block has none of its own
     try:
         while True:
@@ -365,7 +458,7 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                 more = read(_BLOCK)
                 if not more:
                     if len(buf) > pos:
-                        _cut(on_problem, frame)
+                        _cut(on_problem, frame, first_frame)
                     return
                 buf = buf[pos:] + more if pos < len(buf) else more
                 pos = 0
@@ -374,14 +467,14 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
             if kind == _SHB:  # its length is in the byte order it announces
                 order = _BYTE_ORDERS.get(buf[pos + 8:pos + 12])
                 if order is None:
-                    _unreadable(on_problem, frame, "a section header with no byte-order magic")
+                    _unreadable(on_problem, frame, "a section header with no byte-order magic", first_frame)
                     return
                 if order != endian:
                     endian = order
                     block_head, enhanced, obsolete = _pcapng_structs(endian)
                     total = block_head(buf, pos)[1]
             if total < 12 or total & 3 or total > _MAX_RECORD:
-                _unreadable(on_problem, frame, f"a block claims a length of {total} bytes")
+                _unreadable(on_problem, frame, f"a block claims a length of {total} bytes", first_frame)
                 return
             end = pos + total
             if end > len(buf):
@@ -390,7 +483,7 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                     buf = buf[pos:] + more
                     pos = 0
                     continue
-                _cut(on_problem, frame)
+                _cut(on_problem, frame, first_frame)
                 return
             if kind == _EPB or kind == _OPB:
                 if try_lane and kind == _EPB:
@@ -403,12 +496,13 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                     try_lane = not refused and lane.active and pos != before
                     continue
                 if total < 32:
-                    _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                    _unreadable(on_problem, frame, f"a packet block of {total} bytes", first_frame)
                     return
                 fields = enhanced if kind == _EPB else obsolete  # the obsolete one: a 16-bit interface
                 number, high, low, caplen, wirelen = fields(buf, pos + 8)
                 if caplen + 32 > total:
-                    _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}")
+                    _unreadable(on_problem, frame, f"{caplen} bytes of packet in a block of {total}",
+                                first_frame)
                     return
                 try:
                     linktype, units, offset, _ = interfaces[number]
@@ -425,7 +519,8 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                 continue
             if kind == _IDB:
                 if total < 20:
-                    _unreadable(on_problem, frame, f"an interface description block of {total} bytes")
+                    _unreadable(on_problem, frame, f"an interface description block of {total} bytes",
+                                first_frame)
                     return
                 interfaces.append(_interface(buf, pos, end, endian))
                 if lane is not None:
@@ -447,7 +542,7 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                     lane.configure(endian, False, lane_link, _clock(endian, interfaces), 0)
             elif kind == _SPB:
                 if total < 16:
-                    _unreadable(on_problem, frame, f"a packet block of {total} bytes")
+                    _unreadable(on_problem, frame, f"a packet block of {total} bytes", first_frame)
                     return
                 wirelen = block_head(buf, pos + 4)[1]
                 caplen = min(wirelen, total - 16)
@@ -463,16 +558,19 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
 
 
 def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None,
-                 lane=None) -> Iterator[tuple]:
+                 lane=None, first_frame: int = 0) -> Iterator[tuple]:
     """Yield ``(frame, time, linktype, data, wirelen)`` for every record of the capture.
 
     Plain tuples, because this runs once per frame of captures that hold
     millions. ``on_problem(frame, text)`` hears of a damaged or truncated
     file; everything before the damage has been yielded by then. Records
     that ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`) counts are not
-    yielded.
+    yielded. ``path`` ``-`` reads standard input as it arrives. ``first_frame`` is
+    the number of the frame before the file's first (the files of a capture set are
+    numbered on from each other).
     """
-    _check_file(path)
+    if path != STDIN:
+        _check_file(path)
     try:
         reader = _open(path)
     except (OSError, zlib.error) as exc:
@@ -481,15 +579,69 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     try:
         walk = _pcap_records if reader.kind == "pcap" else _pcapng_records
         try:
-            yield from walk(reader, on_problem, lane)
+            yield from walk(reader, on_problem, lane, first_frame)
         except (OSError, EOFError, zlib.error) as exc:
             if on_problem is not None:
-                on_problem(reader.frames + 1, f"capture unreadable past record {reader.frames} ({exc})")
+                on_problem(reader.frames + 1,
+                           f"capture unreadable past record {reader.frames - first_frame} ({exc})")
         # The walk's own count: the last record yielded may be followed by some the lane took.
         frame = reader.frames
         if inflater is not None and inflater.cut_short and on_problem is not None:
-            on_problem(frame + 1, f"the gzip-compressed capture is cut short after record {frame}: "
-                                  "the file is truncated")
+            on_problem(frame + 1, f"the gzip-compressed capture is cut short after record "
+                                  f"{frame - first_frame}: the file is truncated")
+    finally:
+        reader.close()
+
+
+def sample(path: str, count: int) -> tuple[int, list[tuple], list[tuple]]:
+    """(frames, the first ``count`` records, the last ``count``) of a capture file, records as
+    ``(time, linktype, data)``: what the capture-set layer needs to tell which files continue
+    each other. A plain pcap file is walked by its record headers alone (no record is copied but
+    those kept), so this costs little beside the analysis; other files are read through.
+    Raises CaptureError as :func:`iter_records` does; damage simply ends the walk."""
+    _check_file(path)
+    try:
+        reader = _open(path)
+    except (OSError, zlib.error) as exc:
+        raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
+    try:
+        buf = reader.map
+        if reader.kind != "pcap" or buf is None:
+            reader.close()
+            head: list[tuple] = []
+            tail: collections.deque = collections.deque(maxlen=count)
+            frames = 0
+            for _, time, linktype, data, _ in iter_records(path):
+                frames += 1
+                if len(head) < count:
+                    head.append((time, linktype, data))
+                tail.append((time, linktype, data))
+            return frames, head, list(tail)
+        unpack = struct.Struct(reader.endian + "IIII").unpack_from
+        captured = struct.Struct(reader.endian + "8xI").unpack_from  # the walk reads this alone
+        divisor = 1e9 if reader.nano else 1e6
+        linktype, size = reader.linktype, len(buf)
+        ends: collections.deque = collections.deque(maxlen=count)  # where the last records start
+        note, pos, last = ends.append, 24, len(buf) - 16
+        frames = 0
+        while pos <= last:  # the hot loop: a record header a turn, nothing else
+            caplen, = captured(buf, pos)
+            if caplen > _MAX_RECORD:
+                break
+            note(pos)
+            frames += 1
+            pos += 16 + caplen
+
+        def record(at: int) -> tuple:
+            sec, usec, caplen, _ = unpack(buf, at)
+            return sec + usec / divisor, linktype, bytes(buf[at + 16:min(at + 16 + caplen, size)])
+
+        head = []
+        pos = 24
+        while len(head) < min(count, frames):
+            head.append(record(pos))
+            pos += 16 + unpack(buf, pos)[2]
+        return frames, head, [record(at) for at in ends]
     finally:
         reader.close()
 

@@ -12,12 +12,11 @@ import csv
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
-from .output_files import OutputError, open_output, write_folder, write_text
+from .output_files import OutputError, open_output, output_folder, write_folder, write_text
 from .rules import CONFIG_FILE
 from .safe_text import clean_row, for_csv, for_terminal, free_text
 from .tables import COLUMNS, TABLES, iter_rows, peer_key
@@ -91,12 +90,13 @@ def _parser() -> argparse.ArgumentParser:
                      description="Rebuild and check DICOM C-GET exchanges from pcap/pcapng captures.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("analyze", help="decode every C-GET exchange in the captures")
-    run.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (may be gzipped)")
+    run.add_argument("captures", nargs="+", metavar="CAPTURE", help=_CAPTURE_HELP)
     run.add_argument("--port", type=int, action="append", default=[], metavar="N",
                      help="decode TCP port N as DICOM (repeatable); DICOM is otherwise detected on any port")
     run.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
-                     help="table: summary and tables for reading; json: one object of tables; csv, parquet: "
-                          "one file per table; html: a self-contained report with plots")
+                     help="table: summary and tables for reading; json: one object of tables; csv: one "
+                          "file per table; parquet: a folder per table, a file per capture set; html: a "
+                          "self-contained report with plots")
     run.add_argument("--output", metavar="PATH",
                      help="json: the file to write (default: standard output); csv: the folder "
                           "(default: ./trace-analyzer-csv); parquet: the folder (default: "
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     _rule_options(run)
 
     check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
-    check.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (may be gzipped)")
+    check.add_argument("captures", nargs="+", metavar="CAPTURE", help=_CAPTURE_HELP)
     check.add_argument("--port", type=int, action="append", default=[], metavar="N",
                        help="decode TCP port N as DICOM (repeatable)")
     check.add_argument("--fail-on", choices=("error", "warning"), default="error",
@@ -119,7 +119,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CAPTURE_HELP = ("pcap or pcapng file (may be gzipped), a directory of them (searched recursively), or - "
+                 "for a stream on standard input; rotated files that continue each other are one capture")
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of processes, 1 or more, not {text!r}")
+    return value
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=_workers, metavar="N",
+                        help="analyse independent capture sets on N local processes")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="analyse the capture sets on this Dask distributed scheduler's workers "
+                             "(they must read the same paths)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar (there is none anyway unless standard error is a terminal)")
+
+
 def _rule_options(parser: argparse.ArgumentParser) -> None:
+    _input_options(parser)
     parser.add_argument("--no-fast-lane", action="store_false", dest="fast_lane",
                         help="send every packet through the layer-by-layer decoding (slower; the "
                              "results are the same: for comparing when in doubt)")
@@ -147,31 +172,39 @@ def _rule_levels(args: argparse.Namespace) -> dict[str, str]:
 
 
 class _Progress:
-    """Bytes read and rate on stderr, redrawn at most a few times a second."""
+    """A progress bar on stderr (tqdm): bytes read, capture files done and C-GETs found."""
 
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream
-        self.start = time.monotonic()
-        self.last = 0.0
+    def __init__(self, total: int | None, files: int, stream: TextIO) -> None:
+        from tqdm import tqdm
+
+        self.files, self.files_done, self.c_gets = files, 0, 0
+        self.set_files = self.set_c_gets = 0  # of the set being read here, file by file
+        size = shutil.get_terminal_size((80, 24))  # a terminal of no size says 0 (tqdm then draws nothing)
+        self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
+                        ncols=size.columns or 80, nrows=size.lines or 24, leave=False, mininterval=0.25,
+                        desc="reading")
+        self._note()
 
     def __call__(self, size: int) -> None:
-        self.done += size
-        now = time.monotonic()
-        if now - self.last < 0.25:
-            return
-        self.last = now
-        rate = self.done / max(now - self.start, 1e-6) / 1e6
-        percent = min(100.0, 100.0 * self.done / self.total)
-        self.stream.write(f"\r{percent:5.1f}%  {self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB"
-                          f"  {rate:,.1f} MB/s ")
-        self.stream.flush()
+        self.bar.update(size)
+
+    def file_done(self, c_gets: int) -> None:
+        self.set_files += 1
+        self.set_c_gets = c_gets
+        self._note()
+
+    def set_done(self, result) -> None:
+        self.files_done += len(result.summaries)
+        self.c_gets += len(result.operations)
+        self.set_files = self.set_c_gets = 0
+        self._note()
+
+    def _note(self) -> None:
+        self.bar.set_postfix_str(f"files {self.files_done + self.set_files}/{self.files}, "
+                                 f"C-GETs {self.c_gets + self.set_c_gets}")
 
     def close(self) -> None:
-        if self.last:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
+        self.bar.close()
 
 
 # -- output ------------------------------------------------------------------
@@ -317,7 +350,11 @@ def _write_csv(analysis: Analysis, folder: str) -> None:
 
 
 def _write_parquet(analysis: Analysis, folder: str) -> None:
-    """One Parquet file per table, with the DataFrame's nullable types (Int64 stays int64 with nulls)."""
+    """A Parquet dataset per table, ``folder/TABLE/``, partitioned by capture set: one file per
+    set (``00000.parquet`` for the first set analysed, and so on; a table without a capture
+    set, such as peers, or with no rows, is one file), each with the table's every column and
+    the DataFrame's nullable types (Int64 stays int64 with nulls). pandas, pyarrow, Dask and
+    DuckDB read the folder (or ``folder/TABLE/*.parquet``) as one table."""
     try:
         import pyarrow
         import pyarrow.parquet
@@ -325,15 +362,26 @@ def _write_parquet(analysis: Analysis, folder: str) -> None:
         raise UsageError("--format parquet needs pyarrow (pip install pyarrow)") from None
     arrow_types = {"int": pyarrow.int64(), "float": pyarrow.float64(), "str": pyarrow.string(),
                    "bool": pyarrow.bool_()}
-
-    def table(name: str) -> Callable[[Any], None]:
-        def write(handle: Any) -> None:
-            schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
-            table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
-            pyarrow.parquet.write_table(table, handle)
-        return write
-
-    write_folder(folder, {f"{name}.parquet": table(name) for name in TABLES}, binary=True)
+    sets = {name: index for index, name in enumerate(analysis.capture_sets)}
+    output_folder(folder)
+    for name in TABLES:
+        schema = pyarrow.schema([(column, arrow_types[kind]) for column, kind in COLUMNS[name].items()])
+        table = pyarrow.Table.from_pandas(analysis.table(name), schema=schema, preserve_index=False)
+        parts: dict[str, Any] = {}
+        if "capture_set" not in COLUMNS[name] or table.num_rows == 0:
+            parts["00000.parquet"] = table
+        else:
+            rows: dict[int, list[int]] = {}
+            for row, capture_set in enumerate(table.column("capture_set").to_pylist()):
+                rows.setdefault(sets.get(capture_set, len(sets)), []).append(row)
+            for index, taken in sorted(rows.items()):
+                parts[f"{index:05d}.parquet"] = table.take(taken)
+        target = output_folder(os.path.join(folder, name))  # never a planted link
+        for old in os.listdir(target):  # a dataset written before: its old parts would be read too
+            if old.endswith(".parquet") and old not in parts:
+                os.remove(os.path.join(target, old))  # a link is removed, never followed
+        write_folder(target, {file: (lambda handle, part=part: pyarrow.parquet.write_table(part, handle))
+                              for file, part in parts.items()}, binary=True)
 
 
 def _write_html(analysis: Analysis, path: str) -> None:
@@ -354,15 +402,29 @@ def _emit(text: str, path: str | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> Analysis:
+    from .analysis import SchedulerError, find_inputs
+
     levels = _rule_levels(args)
     progress = None
-    if sys.stderr.isatty():
-        total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
-        progress = _Progress(total, sys.stderr)
-    analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
-                       fast_lane=args.fast_lane)
-    if progress is not None:
-        progress.close()
+    if sys.stderr.isatty() and not args.quiet:
+        found, _ = find_inputs(args.captures)
+        files = [p for p in found if os.path.isfile(p)]
+        # Inflated bytes are counted: a gzipped file's or a stream's total is not known.
+        known = len(files) == len(found) and not any(p.endswith(".gz") for p in files)
+        progress = _Progress(sum(os.path.getsize(p) for p in files) if known else None, len(found),
+                             sys.stderr)
+    try:
+        analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
+                           fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
+                           on_set_done=progress.set_done if progress is not None else None,
+                           on_file_done=progress.file_done if progress is not None else None)
+    except SchedulerError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    for path in analysis.skipped:
+        print(f"trace-analyzer: {path}: skipped (not a pcap or pcapng capture)", file=sys.stderr)
     for error in analysis.errors:
         print(f"trace-analyzer: {for_terminal(error)}", file=sys.stderr)
     return analysis
@@ -378,7 +440,7 @@ def render_check(analysis: Analysis) -> str:
     records = {(free_text(r.capture), r.association): r for r in analysis.association_records}
     peer_columns = ("ae_title", "address", "implementation_class_uid", "implementation_version")
     for finding in findings:
-        record = records.get((finding["capture"], finding["association"]))
+        record = records.get((finding["capture_set"], finding["association"]))  # records name the set
         if record is None or finding["peer_side"] is None:
             continue
         key = tuple(clean_row(dict(zip(peer_columns, peer_key(record, finding["peer_side"]),
@@ -452,8 +514,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     elif args.format == "parquet":
         folder = args.output or "trace-analyzer-parquet"
         _write_parquet(analysis, folder)
-        print(f"trace-analyzer: wrote {len(TABLES)} Parquet files to {for_terminal(folder)}",
-              file=sys.stderr)
+        print(f"trace-analyzer: wrote {len(TABLES)} Parquet datasets (one folder per table, one file per "
+              f"capture set) to {for_terminal(folder)}", file=sys.stderr)
     elif args.format == "html":
         path = args.output or "trace-analyzer-report.html"
         _write_html(analysis, path)

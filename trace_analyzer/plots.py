@@ -178,7 +178,7 @@ def _select(rows: list[dict], message_id: int | None, association: int | None,
     return [row for row in rows
             if (message_id is None or row["message_id"] == message_id)
             and (association is None or row["association"] == association)
-            and (capture is None or row["capture"] == capture)]
+            and (capture is None or capture in (row["capture"], row["capture_set"]))]
 
 
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
@@ -209,9 +209,10 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
         raise ValueError(f"{len(operations)} C-GETs match; choose one with message_id= and association= "
                          f"(and capture=): {choices}; plot_all_progress() draws them all")
     operation = operations[0]
-    key = (operation["capture"], operation["association"], operation["message_id"])
+    # By capture set: the responses of a C-GET that spans rotated files name the file each is in.
+    key = (operation["capture_set"], operation["association"], operation["message_id"])
     responses = [row for row in tables["progress"]
-                 if (row["capture"], row["association"], row["message_id"]) == key]
+                 if (row["capture_set"], row["association"], row["message_id"]) == key]
     status = operation["status_hex"] or "no final response"
     category = operation["status_category"]
     title = (f"{_capture_label(analysis, operation['capture'])}C-GET {operation['message_id']} "
@@ -298,7 +299,7 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
         return figure
     for index, (operation, ax) in enumerate(zip(ordered, panels, strict=False)):
         plot_progress(analysis, operation["message_id"], association=operation["association"],
-                      capture=operation["capture"], ax=ax, legend=index == 0, tables=tables)
+                      capture=operation["capture_set"], ax=ax, legend=index == 0, tables=tables)
         ax.title.set_fontsize("medium")
     for ax in panels[len(ordered):]:
         ax.set_visible(False)

@@ -494,7 +494,9 @@ _MESSAGE_KEYS = {
 
 
 def _messages(analysis: Analysis) -> Iterator[dict]:
-    order = {summary.capture: index for index, summary in enumerate(analysis.captures)}
+    order: dict[str, int] = {}
+    for summary in analysis.captures:  # messages carry their capture set's name
+        order.setdefault(summary.capture_set or summary.capture, len(order))
     items = []
     for message in analysis.primitives:
         items.append((order.get(message.capture, 0), message.frame, message.wire, message.elements,
@@ -629,8 +631,19 @@ def _captures(analysis: Analysis) -> Iterator[dict]:
         yield {"capture": summary.capture, "frames": summary.frames, "bytes": summary.bytes,
                "tcp_frames": summary.tcp_frames, "skipped_frames": sum(summary.skipped_frames.values()),
                "connections": summary.connections, "dicom_connections": summary.dicom_connections,
-               "first_time": summary.first_time, "last_time": summary.last_time, "error": summary.error}
+               "first_time": summary.first_time, "last_time": summary.last_time, "error": summary.error,
+               "capture_set": summary.capture_set, "frame_offset": summary.frame_offset}
 
+
+# Every table with a capture column says which capture set (rotated files of one capture are
+# one set) the row is from; its frames are numbered in the file its capture column names.
+for _columns in COLUMNS.values():
+    if "capture" in _columns:
+        _columns["capture_set"] = "str"
+#: Frames of the set's files before this one: a row's frame f counts as frame_offset + f of its set.
+COLUMNS["captures"]["frame_offset"] = "int"
+_FRAME_COLUMNS = {name: tuple(c for c in columns if c == "frame" or c.endswith("_frame"))
+                  for name, columns in COLUMNS.items()}
 
 _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
     "associations": _associations, "contexts": _contexts, "operations": _operations,
@@ -646,8 +659,12 @@ def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     were not valid text are given in hex (see :mod:`trace_analyzer.safe_text`)."""
     columns = COLUMNS[name]
     texts = [column for column, kind in columns.items() if kind == "str"]
+    frames = _FRAME_COLUMNS[name]
     for row in _BUILDERS[name](analysis):
-        yield clean_row({column: row.get(column) for column in columns}, texts)
+        row = {column: row.get(column) for column in columns}
+        if "capture_set" in row:
+            analysis.place(row, frames)  # which capture set, file and frame in it
+        yield clean_row(row, texts)
 
 
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:
