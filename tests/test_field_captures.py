@@ -178,3 +178,58 @@ def test_times_and_frames_of_an_association_come_from_its_first_frame(tmp_path):
     from scapy.utils import rdpcap
     packets = rdpcap(str(tmp_path / "rule.pcap"))
     assert float(packets[row["first_frame"] - 1].time) == row["start_time"]
+
+
+# -- other services on the terminal ----------------------------------------------------------------
+
+VERIFICATION, STUDY_ROOT_FIND = "1.2.840.10008.1.1", "1.2.840.10008.5.1.4.1.2.2.1"
+
+
+def _other_services():
+    from builders import command_set, identifier, message
+
+    contexts = [(1, VERIFICATION, 0), (3, CT, 0), (5, STUDY_ROOT_FIND, 0)]
+    find_keys = identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID="")
+    match = identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3")
+    return [
+        ("c", associate(True, contexts)), ("s", associate(False, contexts)),
+        ("c", message(1, command_set({0x0002: VERIFICATION, 0x0100: 0x0030, 0x0110: 1, 0x0800: 0x0101}))),
+        ("s", message(1, command_set({0x0002: VERIFICATION, 0x0100: 0x8030, 0x0120: 1, 0x0800: 0x0101,
+                                      0x0900: 0x0000}))),
+        ("c", message(5, command_set({0x0002: STUDY_ROOT_FIND, 0x0100: 0x0020, 0x0110: 2, 0x0700: 0,
+                                      0x0800: 0x0001}), find_keys)),
+        ("s", message(5, command_set({0x0002: STUDY_ROOT_FIND, 0x0100: 0x8020, 0x0120: 2, 0x0800: 0x0001,
+                                      0x0900: 0xFF00}), match)),
+        ("s", message(5, command_set({0x0002: STUDY_ROOT_FIND, 0x0100: 0x8020, 0x0120: 2, 0x0800: 0x0101,
+                                      0x0900: 0x0000}))),
+        ("c", builders.c_store_rq(3, "1.2.3.9", context_id=3)),
+        ("s", builders.c_store_rsp(3, 0x0000, "1.2.3.9", context_id=3)),
+        ("c", builders.release_rq()), ("s", builders.release_rp()),
+    ]
+
+
+def test_a_capture_of_other_services_shows_every_message_on_the_terminal(tmp_path):
+    path = tmp_path / "services.pcap"
+    builders.write_conversation(path, _other_services())
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "trace_analyzer", "analyze", str(path)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    summary = next(line for line in out.splitlines() if "DIMSE messages" in line)
+    for command in ("C-ECHO-RQ", "C-ECHO-RSP", "C-FIND-RQ", "C-FIND-RSP", "C-STORE-RQ", "C-STORE-RSP"):
+        assert command in summary
+    assert "DIMSE messages (7)" in out
+    table = out.split("DIMSE messages (7)", 1)[1]
+    assert sum(table.count(c) for c in ("C-ECHO-R", "C-FIND-R", "C-STORE-R")) >= 7
+
+
+def test_a_plain_retrieve_keeps_the_messages_table_out_of_the_way(tmp_path):
+    path = tmp_path / "get.pcap"
+    builders.write_conversation(path, retrieve(instances=1))
+    result = subprocess.run([sys.executable, "-m", "trace_analyzer", "analyze", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert "DIMSE messages (" not in result.stdout and "DIMSE messages  " in result.stdout
+    shown = subprocess.run([sys.executable, "-m", "trace_analyzer", "analyze", str(path), "--all"],
+                           capture_output=True, text=True, timeout=60)
+    assert "DIMSE messages (" in shown.stdout

@@ -37,6 +37,9 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
                        "affected_sop_instance_uid", "request_frame", "response_frame", "status_hex",
                        "status_category", "status_meaning", "dataset_bytes", "latency_s"),
+    # Shown when the capture holds messages outside any C-GET (C-ECHO, C-FIND, plain C-STORE...).
+    "messages": ("association", "frame", "sender", "context_id", "command", "message_id",
+                 "message_id_being_responded_to", "affected_sop_class_uid", "status", "dataset_bytes"),
     "statuses": ("service", "status_hex", "category", "meaning", "responses", "operations"),
     "offending_elements": ("association", "message_id", "frame", "status_hex", "tag", "keyword",
                            "error_comment"),
@@ -48,6 +51,7 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
 TITLES = {
     "associations": "Associations", "contexts": "Presentation contexts", "operations": "C-GET operations",
     "progress": "C-GET responses (progress)", "sub_operations": "C-STORE sub-operations",
+    "messages": "DIMSE messages",
     "statuses": "Non-success statuses", "offending_elements": "Offending elements and error comments",
     "violations": "Conformance findings", "peers": "Peers",
     "problems": "Capture and protocol problems",
@@ -55,6 +59,7 @@ TITLES = {
 MAX_CELL = 48
 #: On a narrow terminal, the columns given up first (the rest go from the right).
 NARROW_DROP: dict[str, tuple[str, ...]] = {
+    "messages": ("affected_sop_class_uid", "dataset_bytes", "context_id", "message_id_being_responded_to"),
     "associations": ("requestor_implementation_version", "acceptor_implementation_version",
                      "requestor_max_pdu", "acceptor_max_pdu", "first_frame", "last_frame", "client",
                      "server"),
@@ -318,6 +323,8 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
         rows = analysis.rows(name)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
+        if name == "messages" and not show_all and not (analysis.other_messages or analysis.unlinked_stores):
+            continue  # every message is in the C-GET tables already
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
         out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,

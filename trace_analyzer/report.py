@@ -17,6 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .safe_text import content_security_policy, css_class, for_html
+from .tables import command_counts
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -86,8 +87,11 @@ def summary(analysis: Analysis) -> dict[str, Any]:
     associations = analysis.rows("associations")
     operations = analysis.rows("operations")
     peers = analysis.rows("peers")
+    commands = command_counts(analysis)
     return {
         "captures": captures,
+        "messages": sum(commands.values()),
+        "messages_by_command": dict(commands),
         "associations": len(associations),
         "associations_by_outcome": dict(Counter(row["outcome"] or "unknown" for row in associations)),
         "c_gets": len(operations),
@@ -102,6 +106,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
 
 
 _STATUS_ORDER = ("Failure", "Cancel", "Warning", "no final response", "Success")
+_COMMAND_ORDER = ("C-GET-RQ", "C-GET-RSP", "C-CANCEL-RQ", "C-STORE-RQ", "C-STORE-RSP")
 _VERDICT_ORDER = ("non-conformant", "not judged", "conformant", "not exercised")
 
 
@@ -129,6 +134,8 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
     lines = [
         ("captures", f"{len(data['captures'])}: " + "; ".join(capture_texts) if capture_texts else "0"),
         ("associations", _counted(data["associations"], data["associations_by_outcome"])),
+        # Every service, not only C-GET: a capture of C-ECHO or C-FIND traffic says so here.
+        ("DIMSE messages", _counted(data["messages"], data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", _counted(data["c_gets"], data["c_gets_by_status"], _STATUS_ORDER)),
         ("peers", _counted(data["peers"], data["peers_by_verdict"], _VERDICT_ORDER)),
         ("findings", _counted(data["findings"], data["findings_by_severity"], ("error", "warning", "info"))),
@@ -280,6 +287,7 @@ def _summary_html(analysis: Analysis) -> str:
         ("Captures", len(data["captures"]), ", ".join(  # the names as given, escaped here
             _esc(c.capture.replace("\\", "/").rsplit("/", 1)[-1]) for c in analysis.captures)),
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
+        ("DIMSE messages", data["messages"], _detail(data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
         ("Peers", data["peers"], _detail(data["peers_by_verdict"], _VERDICT_ORDER)),
         ("Findings", data["findings"], _detail(data["findings_by_severity"], ("error", "warning", "info"))),

@@ -8,7 +8,7 @@ NaN-as-float). pandas is imported only when a DataFrame is asked for.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -491,6 +491,19 @@ _MESSAGE_KEYS = {
     "remaining": "NumberOfRemainingSuboperations", "completed": "NumberOfCompletedSuboperations",
     "failed": "NumberOfFailedSuboperations", "warning": "NumberOfWarningSuboperations",
 }
+
+
+def command_counts(analysis: Analysis) -> Counter:
+    """DIMSE messages per command name ("C-ECHO-RQ", ...), every service, without building the
+    messages table."""
+    counts: Counter = Counter()
+    for message in analysis.primitives:
+        field_ = _int(message.wire.get("CommandField"))
+        counts[COMMAND_NAMES.get(field_, f"0x{field_:04X}") if field_ is not None else "unknown"] += 1
+    for message in analysis.other_messages:
+        field_ = message.command_field
+        counts[COMMAND_NAMES.get(field_, f"0x{field_:04X}") if isinstance(field_, int) else "unknown"] += 1
+    return counts
 
 
 def _messages(analysis: Analysis) -> Iterator[dict]:
