@@ -94,6 +94,9 @@ class CommandSet:
     #: Set when the bytes ran out before the elements did (the rest could not be decoded).
     stopped: DecodingStop | None = None
     _field: int | None = field(default=-1, repr=False)  # command_field, once looked up
+    #: The precompiled layout this command set was decoded by (None: the general decoder).
+    #: Command sets of one layout have the same tags, VRs and lengths, and no problems.
+    layout: Layout | None = field(default=None, repr=False, compare=False)
 
     def get(self, keyword: str, default: Any = None) -> Any:
         element = self._by_keyword.get(keyword)
@@ -192,7 +195,123 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
 
     Never raises for malformed input: faults go to ``CommandSet.problems``
     and decoding stops at the first element whose length runs past the end.
+
+    A retrieve sends thousands of command sets of a few shapes (the same tags and lengths,
+    other values): a clean command set's shape is compiled into a :class:`Layout` once, and
+    later command sets of the same size are decoded by it when their element headers match
+    it exactly; anything else takes the general decoder. Both give equal results
+    (tests/test_commandset.py compares them).
     """
+    size = len(data)
+    layouts = _LAYOUTS.get(size) if USE_LAYOUTS else None
+    if layouts is not None:
+        for layout in layouts:
+            decoded = layout.decode(data)
+            if decoded is not None:
+                return decoded
+    result = decode_general(data)
+    if USE_LAYOUTS and not result.problems and result.stopped is None and len(_LAYOUTS) < MAX_LAYOUTS:
+        layout = Layout.compile(result, size)
+        if layout is not None:
+            known = _LAYOUTS.setdefault(size, [])
+            if len(known) < MAX_LAYOUTS_PER_SIZE:
+                known.append(layout)
+    return result
+
+
+#: False: every command set takes the general decoder (the tests compare the two ways).
+USE_LAYOUTS = True
+#: Bounds on the layouts kept: a hostile peer's variety is decoded the general way.
+MAX_LAYOUTS = 512
+MAX_LAYOUTS_PER_SIZE = 8
+_ELEMENT_CACHE_SIZE = 4096
+
+
+class Layout:
+    """The shape of a clean command set: element tags, VRs and lengths, in wire order.
+
+    Decoding by a layout unpacks every element header with one precompiled struct and
+    compares them with the layout's; the values are unpacked with a second one. Elements
+    whose (tag, length, value) recur (the group length, SOP Class UID, Command Field,
+    Priority, a sub-operation's SOP Instance UID in its request and response...) share one
+    :class:`CommandElement` (frozen), which saves building them and keeping copies.
+    """
+
+    __slots__ = ("size", "headers", "_header_struct", "_value_struct", "_items", "keywords")
+
+    def __init__(self, size: int, elements: list[CommandElement]) -> None:
+        self.size = size
+        header_format, value_format = ["<"], ["<"]
+        headers: list[int] = []
+        items = []
+        for element in elements:
+            header_format.append(f"HHI{element.length}x")
+            headers += (element.tag >> 16, element.tag & 0xFFFF, element.length)
+            if element.vr == "US":
+                value_format.append("8xH")
+            elif element.vr == "UL":
+                value_format.append("8xI")
+            else:
+                value_format.append(f"8x{element.length}s")
+            items.append((element.tag, element.keyword, element.vr, element.length))
+        self.headers = tuple(headers)
+        self._header_struct = struct.Struct("".join(header_format))
+        self._value_struct = struct.Struct("".join(value_format))
+        self._items = tuple(items)
+        self.keywords = tuple(e.keyword for e in elements)
+
+    @classmethod
+    def compile(cls, command: CommandSet, size: int) -> Layout | None:
+        elements = command.elements
+        # Only layouts the general decoder fully names, each keyword once (problems would
+        # say otherwise), with the values that decode the same way from a struct.
+        if not elements or any(not e.keyword for e in elements):
+            return None
+        if any(e.vr in ("US", "UL") and not isinstance(e.value, int) for e in elements):
+            return None
+        return cls(size, elements)
+
+    def decode(self, data: bytes | bytearray | memoryview) -> CommandSet | None:
+        """The command set, or None when ``data`` is not of this layout."""
+        if self._header_struct.unpack_from(data) != self.headers:
+            return None
+        values = self._value_struct.unpack_from(data)
+        cache = _ELEMENTS
+        elements = []
+        for (tag, keyword, vr, length), raw in zip(self._items, values, strict=True):
+            if vr == "US" or vr == "UL":
+                value = _shared(raw)
+            else:
+                value = _decode_value(vr, raw)
+                if vr == "AT":
+                    # A list is not hashable (nor shareable: it is mutable).
+                    elements.append(CommandElement(tag, keyword, vr, length, value))
+                    continue
+            key = (tag, length, value)
+            element = cache.get(key)
+            if element is None:
+                if len(cache) >= _ELEMENT_CACHE_SIZE:
+                    cache.clear()
+                element = cache[key] = CommandElement(tag, keyword, vr, length, value)
+            elements.append(element)
+        command = CommandSet(elements, [], dict(zip(self.keywords, elements, strict=True)))
+        command.layout = self
+        # The general decoder reports a group length that disagrees with the bytes.
+        first = elements[0]
+        if first.tag == 0 and first.value + 8 + first.length != self.size:
+            command.problems.append(
+                f"Command Group Length says the command set ends at byte "
+                f"{8 + first.length + first.value}, but it has {self.size} bytes")
+            command.layout = None
+        return command
+
+
+_LAYOUTS: dict[int, list[Layout]] = {}
+_ELEMENTS: dict[tuple[int, int, Any], CommandElement] = {}
+
+
+def decode_general(data: bytes | bytearray | memoryview) -> CommandSet:
+    """The general decoder: every element, whatever its shape, with every fault noted."""
     result = CommandSet()
     view = memoryview(data)
     size = len(view)
