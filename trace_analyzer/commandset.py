@@ -110,6 +110,8 @@ class CommandSet:
 
     @property
     def keywords(self) -> tuple[str, ...]:
+        if self.layout is not None:
+            return self.layout.keywords
         found = tuple(e.keyword or e.tag_str for e in self.elements)
         # Commands of one kind share their keyword sequence: keep one tuple per sequence.
         shared = _KEYWORD_TUPLES.get(found)
@@ -224,7 +226,8 @@ USE_LAYOUTS = True
 #: Bounds on the layouts kept: a hostile peer's variety is decoded the general way.
 MAX_LAYOUTS = 512
 MAX_LAYOUTS_PER_SIZE = 8
-_ELEMENT_CACHE_SIZE = 4096
+_ELEMENT_CACHE_SIZE = 16384
+_CACHED = 0  # elements in the caches of all layouts
 
 
 class Layout:
@@ -232,33 +235,34 @@ class Layout:
 
     Decoding by a layout unpacks every element header with one precompiled struct and
     compares them with the layout's; the values are unpacked with a second one. Elements
-    whose (tag, length, value) recur (the group length, SOP Class UID, Command Field,
+    whose (tag, length, raw value) recur (the group length, SOP Class UID, Command Field,
     Priority, a sub-operation's SOP Instance UID in its request and response...) share one
-    :class:`CommandElement` (frozen), which saves building them and keeping copies.
+    :class:`CommandElement` (frozen), which saves decoding and building them again and
+    keeping copies.
     """
 
-    __slots__ = ("size", "headers", "_header_struct", "_value_struct", "_items", "keywords")
+    __slots__ = ("size", "headers", "keywords", "_header_struct", "_value_struct", "_slots", "_caches",
+                 "_group_length")
 
     def __init__(self, size: int, elements: list[CommandElement]) -> None:
         self.size = size
         header_format, value_format = ["<"], ["<"]
         headers: list[int] = []
-        items = []
         for element in elements:
             header_format.append(f"HHI{element.length}x")
             headers += (element.tag >> 16, element.tag & 0xFFFF, element.length)
-            if element.vr == "US":
-                value_format.append("8xH")
-            elif element.vr == "UL":
-                value_format.append("8xI")
-            else:
-                value_format.append(f"8x{element.length}s")
-            items.append((element.tag, element.keyword, element.vr, element.length))
+            value_format.append({"US": "8xH", "UL": "8xI"}.get(element.vr, f"8x{element.length}s"))
         self.headers = tuple(headers)
+        self.keywords = tuple(e.keyword for e in elements)
         self._header_struct = struct.Struct("".join(header_format))
         self._value_struct = struct.Struct("".join(value_format))
-        self._items = tuple(items)
-        self.keywords = tuple(e.keyword for e in elements)
+        self._slots = tuple((e.tag, e.keyword, e.vr, e.length) for e in elements)
+        # Raw value -> element, one dict per (tag, length) shared by every layout; none kept
+        # for AT, whose value is a list (mutable, so not shared).
+        self._caches = tuple({} if e.vr == "AT" else _ELEMENTS.setdefault((e.tag, e.length), {})
+                             for e in elements)
+        first = elements[0]
+        self._group_length = size - 12 if first.tag == 0 else None
 
     @classmethod
     def compile(cls, command: CommandSet, size: int) -> Layout | None:
@@ -271,43 +275,41 @@ class Layout:
             return None
         return cls(size, elements)
 
+    def _element(self, index: int, raw: Any) -> CommandElement:
+        tag, keyword, vr, length = self._slots[index]
+        value = _shared(raw) if type(raw) is int else _decode_value(vr, raw)
+        element = CommandElement(tag, keyword, vr, length, value)
+        if vr != "AT":
+            global _CACHED
+            _CACHED += 1
+            if _CACHED > _ELEMENT_CACHE_SIZE:  # one budget for all: a hostile variety stays bounded
+                for cache in _ELEMENTS.values():
+                    cache.clear()
+                _CACHED = 1
+            self._caches[index][raw] = element
+        return element
+
     def decode(self, data: bytes | bytearray | memoryview) -> CommandSet | None:
         """The command set, or None when ``data`` is not of this layout."""
         if self._header_struct.unpack_from(data) != self.headers:
             return None
         values = self._value_struct.unpack_from(data)
-        cache = _ELEMENTS
-        elements = []
-        for (tag, keyword, vr, length), raw in zip(self._items, values, strict=True):
-            if vr == "US" or vr == "UL":
-                value = _shared(raw)
-            else:
-                value = _decode_value(vr, raw)
-                if vr == "AT":
-                    # A list is not hashable (nor shareable: it is mutable).
-                    elements.append(CommandElement(tag, keyword, vr, length, value))
-                    continue
-            key = (tag, length, value)
-            element = cache.get(key)
-            if element is None:
-                if len(cache) >= _ELEMENT_CACHE_SIZE:
-                    cache.clear()
-                element = cache[key] = CommandElement(tag, keyword, vr, length, value)
-            elements.append(element)
+        elements = [cache.get(raw) or self._element(index, raw)
+                    for index, (cache, raw) in enumerate(zip(self._caches, values, strict=True))]
         command = CommandSet(elements, [], dict(zip(self.keywords, elements, strict=True)))
-        command.layout = self
-        # The general decoder reports a group length that disagrees with the bytes.
-        first = elements[0]
-        if first.tag == 0 and first.value + 8 + first.length != self.size:
+        group_length = self._group_length
+        if group_length is None or values[0] == group_length:
+            command.layout = self
+        else:
+            # As the general decoder says it (and then no longer a clean command set).
             command.problems.append(
-                f"Command Group Length says the command set ends at byte "
-                f"{8 + first.length + first.value}, but it has {self.size} bytes")
-            command.layout = None
+                f"Command Group Length says the command set ends at byte {12 + values[0]}, "
+                f"but it has {self.size} bytes")
         return command
 
 
 _LAYOUTS: dict[int, list[Layout]] = {}
-_ELEMENTS: dict[tuple[int, int, Any], CommandElement] = {}
+_ELEMENTS: dict[tuple[int, int], dict[Any, CommandElement]] = {}
 
 
 def decode_general(data: bytes | bytearray | memoryview) -> CommandSet:
