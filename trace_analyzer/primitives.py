@@ -198,6 +198,9 @@ class _TracedPrimitive:
     # the role's list (Priority in a response, say) stay in ``wire`` only.
     _REQUEST_ELEMENTS: ClassVar[tuple[str, ...]] = ()
     _RESPONSE_ELEMENTS: ClassVar[tuple[str, ...]] = ()
+    #: True when every parameter is a plain attribute defaulting to None, without setter
+    #: checks and without a data set to take (C-STORE, C-CANCEL): from_message's fast path.
+    _PLAIN: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.capture: str | None = None
@@ -250,13 +253,25 @@ class _TracedPrimitive:
             shown = "absent" if field_value is None else f"0x{field_value:04X}"
             raise ValueError(f"Command Field {shown} is not a {cls._MSG_TYPE} message")
         primitive._take_context(msg)
+        by_keyword = msg.command._by_keyword
+        if cls._PLAIN:
+            # Every parameter is a plain attribute that __init__ set to None (absent): only
+            # the elements on the wire need storing, and an int needs no checking.
+            for keyword in wanted:
+                element = by_keyword.get(keyword)
+                if element is not None:
+                    if type(element.value) is int:
+                        setattr(primitive, keyword, element.value)
+                    else:
+                        primitive._load(keyword, element)
+            return primitive
         for keyword in (*cls._REQUEST_ELEMENTS, *cls._RESPONSE_ELEMENTS):
             if keyword not in wanted:
                 # Parameters of the other role are absent by definition; this
                 # clears defaults such as Priority 2 on a response.
                 primitive._store_raw(keyword, None)
         for keyword in wanted:
-            element = msg.command.element(keyword)
+            element = by_keyword.get(keyword)
             if element is None:
                 # Absent on the wire reads as None, never as a default: the
                 # analyzer must tell "not sent" from "sent as 0" or "sent as 2".
@@ -277,9 +292,14 @@ class _TracedPrimitive:
         self.data_set_length = msg.data_set_length
         self.data_set_complete = msg.data_set_complete if msg.data_set_expected else None
         self.data_frame = msg.data_frame
-        self.elements = msg.command.keywords
+        command = msg.command
+        self.elements = keywords = command.keywords
+        if command.layout is not None:
+            # A layout's keywords are known and each is there once.
+            self.wire = dict(zip(keywords, [element.value for element in command.elements], strict=True))
+            return
         wire: dict[str, Any] = {}
-        for element in msg.command.elements:
+        for element in command.elements:
             # A repeated element keeps its first value, as CommandSet.get does.
             wire.setdefault(element.keyword or element.tag_str, element.value)
         self.wire = wire
@@ -590,6 +610,7 @@ class C_STORE(_TracedPrimitive):
                  "Priority", "Status", "MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID",
                  "ErrorComment", "OffendingElement")
     _MSG_TYPE = "C-STORE"
+    _PLAIN = True
     _REQUEST_FIELD = C_STORE_RQ
     _RESPONSE_FIELD = C_STORE_RSP
     _REQUEST_ELEMENTS = (
@@ -628,6 +649,7 @@ class C_CANCEL(_TracedPrimitive):
 
     __slots__ = ("MessageIDBeingRespondedTo",)
     _MSG_TYPE = "C-CANCEL"
+    _PLAIN = True
     _REQUEST_FIELD = C_CANCEL_RQ
     _REQUEST_ELEMENTS = ("MessageIDBeingRespondedTo",)
 
