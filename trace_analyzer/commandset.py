@@ -226,7 +226,7 @@ USE_LAYOUTS = True
 #: Bounds on the layouts kept: a hostile peer's variety is decoded the general way.
 MAX_LAYOUTS = 512
 MAX_LAYOUTS_PER_SIZE = 8
-_ELEMENT_CACHE_SIZE = 16384
+_ELEMENT_CACHE_SIZE = 2048
 _CACHED = 0  # elements in the caches of all layouts
 
 

@@ -188,8 +188,8 @@ class _TracedPrimitive:
 
     # Slots: a capture holds one primitive per DIMSE message, often hundreds of thousands.
     __slots__ = ("capture", "frame", "time", "association", "sender", "context_id", "transfer_syntax",
-                 "data_set_length", "data_set_complete", "data_frame", "elements", "wire", "problems",
-                 "findings", "is_request", "is_response")
+                 "data_set_length", "data_set_complete", "data_frame", "elements", "wire", "_problems",
+                 "_findings", "is_request", "is_response")
 
     _MSG_TYPE: ClassVar[str] = ""
     _REQUEST_FIELD: ClassVar[int | None] = None
@@ -215,8 +215,10 @@ class _TracedPrimitive:
         self.data_frame: int | None = None  # frame that completed the data set
         self.elements: tuple[str, ...] = ()  # keywords in wire order
         self.wire: dict[str, Any] = {}  # keyword -> value exactly as decoded
-        self.problems: list[str] = []  # refused wire values, identifier decoding faults
-        self.findings: list[Any] = []  # filled by the rules engine
+        # Made on first use: nearly every message has neither (two empty lists per message
+        # were a tenth of the heap a retrieve of small instances keeps).
+        self._problems: list[str] | None = None
+        self._findings: list[Any] | None = None
         self.is_request: bool = False
         self.is_response: bool = False
 
@@ -228,6 +230,30 @@ class _TracedPrimitive:
     @direction.setter
     def direction(self, value: str | None) -> None:
         self.sender = value
+
+    @property
+    def problems(self) -> list[str]:
+        """Refused wire values and identifier decoding faults, in the order met."""
+        problems = self._problems
+        if problems is None:
+            problems = self._problems = []
+        return problems
+
+    @problems.setter
+    def problems(self, value: list[str]) -> None:
+        self._problems = value
+
+    @property
+    def findings(self) -> list[Any]:
+        """The rules engine's findings about this message."""
+        findings = self._findings
+        if findings is None:
+            findings = self._findings = []
+        return findings
+
+    @findings.setter
+    def findings(self, value: list[Any]) -> None:
+        self._findings = value
 
     @property
     def msg_type(self) -> str:
