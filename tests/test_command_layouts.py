@@ -21,6 +21,7 @@ from ul_builders import c_get_rq_message, c_get_rsp_message, c_store_rq_message,
 from trace_analyzer import commandset, dimse
 from trace_analyzer.analysis import Analysis, analyze_capture
 from trace_analyzer.commandset import decode_command_set, decode_general
+from trace_analyzer.primitives import C_CANCEL, C_GET, C_STORE
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(p.name for p in (ROOT / "sample_pcaps").iterdir() if p.name != "manifest.json"
@@ -67,14 +68,32 @@ def test_sample_command_sets_decode_the_same(name, monkeypatch):
         assert any(taken), f"{name}: no command set was decoded by a layout"
 
 
+def _attributes(primitive) -> dict:
+    names = [n for cls in type(primitive).__mro__ for n in getattr(cls, "__slots__", ())]
+    out = {name: getattr(primitive, name) for name in names if name not in ("_identifier",)}
+    out["problems"], out["findings"] = primitive.problems, primitive.findings
+    identifier = primitive.Identifier if isinstance(primitive, C_GET) else None
+    out["identifier"] = identifier.getvalue() if identifier is not None else None
+    return out
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_sample_tables_same_with_and_without_layouts(name, monkeypatch):
+    """The fast ways (layouts, C-STORE and C-CANCEL primitives built without the generic
+    loop) against the general ones: every table and every primitive attribute."""
     path = str(ROOT / "sample_pcaps" / name)
-    fast = Analysis([analyze_capture(path)], []).to_dict()
+    fast = Analysis([analyze_capture(path)], [])
     monkeypatch.setattr(commandset, "USE_LAYOUTS", False)
-    slow = Analysis([analyze_capture(path)], []).to_dict()
-    for table in slow:
-        assert fast[table] == slow[table], f"{name}: table {table} differs with command-set layouts"
+    monkeypatch.setattr(C_STORE, "_PLAIN", False)
+    monkeypatch.setattr(C_CANCEL, "_PLAIN", False)
+    slow = Analysis([analyze_capture(path)], [])
+    fast_tables, slow_tables = fast.to_dict(), slow.to_dict()
+    for table in slow_tables:
+        assert fast_tables[table] == slow_tables[table], f"{name}: table {table} differs"
+    assert len(fast.primitives) == len(slow.primitives)
+    for one, other in zip(fast.primitives, slow.primitives, strict=True):
+        assert type(one) is type(other)
+        assert _attributes(one) == _attributes(other), f"{name}: frame {one.frame} differs"
 
 
 _BASES = [command_bytes(c_get_rq_message(7)), command_bytes(c_get_rsp_message(0xFF00, counters=True)),
