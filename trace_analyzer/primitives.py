@@ -286,8 +286,11 @@ class _TracedPrimitive:
             for keyword in wanted:
                 element = by_keyword.get(keyword)
                 if element is not None:
-                    if type(element.value) is int:
-                        setattr(primitive, keyword, element.value)
+                    value = element.value
+                    if type(value) is int:
+                        setattr(primitive, keyword, value)
+                    elif type(value) is str and element.vr == "UI":
+                        setattr(primitive, keyword, _make_uid(value) if value else None)  # as _load
                     else:
                         primitive._load(keyword, element)
             return primitive
