@@ -146,7 +146,8 @@ def memory_check(folder: Path, sub_operations: int, size: int) -> None:
     peaks = {}
     for count in (1000, sub_operations):
         path = folder / f"cget_memory_{count}.pcap"
-        make(str(path), count, size, 1448, 16384, 1, False)
+        # The counters are US (at most 65,535 a C-GET): one association per 50,000 sub-operations.
+        make(str(path), count, size, 1448, 16384, -(-count // 50_000), False)
         seconds, rss, _ = measure([analyzer, "analyze", str(path), "--format", "json", "--output",
                                    str(folder / f"{path.stem}.json")])
         peaks[count] = rss
