@@ -9,8 +9,10 @@ peak RSS is that tool's alone:
 * a bare scapy ``RawPcapReader`` loop that only iterates the packets;
 * scapy's full dissection (``PcapReader``) of the first packets, extrapolated.
 
-    python benchmarks/run.py                     # 200 MB Ethernet-MTU and loopback-style captures
-    python benchmarks/run.py --size-mb 2000      # the 2 GB memory check
+    python benchmarks/run.py                     # 200 MB Ethernet-MTU and loopback-style, 20,000 x 10 KB
+    python benchmarks/run.py --variant small --no-tshark-small   # many small instances, without tshark
+    python benchmarks/run.py --size-mb 2000 --variant ethernet   # the 2 GB memory check
+    python benchmarks/run.py --variant memory    # 1,000,000 sub-operations: peak RSS (long)
 """
 
 from __future__ import annotations
@@ -113,11 +115,52 @@ def bench(path: Path, packets: int, out: Path, repeat: int = 3,
     for name, (seconds, rss) in results.items():
         print(f"  {name:<52} {seconds:8.2f} {size_mb / seconds:8.1f} {packets / seconds:11,.0f} "
               f"{rss:7d} MB {seconds / ours:7.2f}x")
-    if "ethernet" in path.name:
+    if "small" in path.name:
+        _small_verdicts(results)
+    elif "ethernet" in path.name:
         _verdicts(results)
     else:
         print("  (the performance issue sets its targets on the Ethernet-MTU capture)")
     return results
+
+
+def _small_verdicts(results: dict[str, tuple[float, int]]) -> None:
+    """The many-small-instances issue's targets (20,000 sub-operations of 10 KB)."""
+    ours, rss = results["trace-analyzer (json)"]
+    raw = results["scapy RawPcapReader loop"][0]
+    lines = [(f"trace-analyzer = {ours:.2f} s (target: at most 3 s)", ours <= 3),
+             (f"trace-analyzer / RawPcapReader loop = {ours / raw:.2f} (target: at most 5)", ours <= 5 * raw),
+             (f"trace-analyzer peak RSS = {rss} MB (target: under 70 MB)", rss < 70)]
+    if "tshark command fields" in results:
+        tshark = results["tshark command fields"][0]
+        lines.insert(1, (f"tshark / trace-analyzer = {tshark / ours:.1f} (target: at least 40)",
+                         tshark >= 40 * ours))
+    for text, met in lines:
+        print(f"  {'met' if met else 'NOT MET':>7}: {text}")
+
+
+def memory_check(folder: Path, sub_operations: int, size: int) -> None:
+    """Peak RSS of trace-analyzer on ``sub_operations`` C-STORE sub-operations of ``size`` bytes,
+    against a 1,000-sub-operation run: the growth per sub-operation is the retained heap."""
+    analyzer = shutil.which("trace-analyzer") or "trace-analyzer"
+    peaks = {}
+    for count in (1000, sub_operations):
+        path = folder / f"cget_memory_{count}.pcap"
+        # The counters are US (at most 65,535 a C-GET): one association per 50,000 sub-operations.
+        make(str(path), count, size, 1448, 16384, -(-count // 50_000), False)
+        seconds, rss, _ = measure([analyzer, "analyze", str(path), "--format", "json", "--output",
+                                   str(folder / f"{path.stem}.json")])
+        peaks[count] = rss
+        print(f"  {count:>9,} sub-operations of {size} bytes ({path.stat().st_size / 1e6:,.0f} MB): "
+              f"{seconds:8.1f} s, peak RSS {rss:,} MB")
+        path.unlink()
+    per = (peaks[sub_operations] - peaks[1000]) * 1024 * 1024 / (sub_operations - 1000)
+    print(f"  {'met' if per <= 1024 else 'NOT MET':>7}: {per:,.0f} bytes of peak RSS per sub-operation "
+          "(target: at most 1 KB)")
+    if sub_operations >= 1_000_000:
+        rss = peaks[sub_operations]
+        print(f"  {'met' if rss < 1024 else 'NOT MET':>7}: peak RSS {rss:,} MB at {sub_operations:,} "
+              "sub-operations (target: under 1 GB)")
 
 
 def _verdicts(results: dict[str, tuple[float, int]]) -> None:
@@ -140,7 +183,17 @@ def main() -> None:
     parser.add_argument("--instance-kb", type=int, default=512)
     parser.add_argument("--max-pdu", type=int, default=16384)
     parser.add_argument("--associations", type=int, default=1)
-    parser.add_argument("--variant", choices=("ethernet", "loopback", "both"), default="both")
+    parser.add_argument("--variant", choices=("ethernet", "loopback", "small", "both", "all", "memory"),
+                        default="all", help="both: ethernet and loopback; all: those and small; small: "
+                        "many small instances (--small-instances x --small-size, Ethernet MTU); memory: "
+                        "peak RSS at --memory-sub-operations sub-operations")
+    parser.add_argument("--small-instances", type=int, default=20_000)
+    parser.add_argument("--small-size", type=int, default=10_240, help="bytes per small instance")
+    parser.add_argument("--memory-sub-operations", type=int, default=1_000_000)
+    parser.add_argument("--memory-size", type=int, default=1024,
+                        help="bytes per instance of the memory check")
+    parser.add_argument("--no-tshark-small", action="store_true",
+                        help="leave tshark out on the many-small capture only (about 2 minutes a run)")
     parser.add_argument("--keep", metavar="DIR", help="write the captures here and keep them")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per tool, best time kept (scapy's dissection runs once)")
@@ -152,15 +205,26 @@ def main() -> None:
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ta-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     instances = max(1, args.size_mb * 1000 // (args.instance_kb * 1024 // 1000 + 1))
-    variants = {"ethernet": 1448, "loopback": 65495}
-    chosen = variants if args.variant == "both" else {args.variant: variants[args.variant]}
+    variants = {"ethernet": 1448, "loopback": 65495, "small": 1448}
+    chosen = {"both": ("ethernet", "loopback"), "all": ("ethernet", "loopback", "small"),
+              "memory": ()}.get(args.variant, (args.variant,))
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     try:
-        for name, mss in chosen.items():
-            path = folder / f"cget_{name}_{args.size_mb}MB{'_acks' if args.acks else ''}.pcap"
-            packets = make(str(path), instances, args.instance_kb * 1024, mss, args.max_pdu,
-                           args.associations, args.acks)
-            bench(path, packets, folder / f"{path.stem}.json", args.repeat, not args.no_tshark)
+        if args.variant == "memory":
+            memory_check(folder, args.memory_sub_operations, args.memory_size)
+        for name in chosen:
+            acks = "_acks" if args.acks else ""
+            if name == "small":
+                path = folder / f"cget_small_{args.small_instances}x{args.small_size}{acks}.pcap"
+                packets = make(str(path), args.small_instances, args.small_size, variants[name],
+                               args.max_pdu, args.associations, args.acks)
+                tshark = not (args.no_tshark or args.no_tshark_small)
+            else:
+                path = folder / f"cget_{name}_{args.size_mb}MB{acks}.pcap"
+                packets = make(str(path), instances, args.instance_kb * 1024, variants[name], args.max_pdu,
+                               args.associations, args.acks)
+                tshark = not args.no_tshark
+            bench(path, packets, folder / f"{path.stem}.json", args.repeat, tshark)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

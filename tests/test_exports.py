@@ -103,11 +103,11 @@ def test_json_floats_ints_and_nulls():
 
 def test_terminal_output_starts_with_the_summary():
     out = run("analyze", CAPTURE).stdout
-    head = out.splitlines()[:6]
+    head = out.splitlines()[:7]
     assert head[0] == "Summary"
-    labels = [line.split()[0] for line in head[1:6]]
-    assert labels == ["captures", "associations", "C-GETs", "peers", "findings"]
-    assert "1: 1 Failure" in head[3]
+    labels = [line.split()[0] for line in head[1:7]]
+    assert labels == ["captures", "associations", "messages", "C-GETs", "peers", "findings"]
+    assert "1: 1 Failure" in head[4] and "C-GET-RQ" in head[3]
 
 
 def test_narrow_terminal_fits_and_all_shows_everything():

@@ -94,6 +94,9 @@ class CommandSet:
     #: Set when the bytes ran out before the elements did (the rest could not be decoded).
     stopped: DecodingStop | None = None
     _field: int | None = field(default=-1, repr=False)  # command_field, once looked up
+    #: The precompiled layout this command set was decoded by (None: the general decoder).
+    #: Command sets of one layout have the same tags, VRs and lengths, and no problems.
+    layout: Layout | None = field(default=None, repr=False, compare=False)
 
     def get(self, keyword: str, default: Any = None) -> Any:
         element = self._by_keyword.get(keyword)
@@ -107,6 +110,8 @@ class CommandSet:
 
     @property
     def keywords(self) -> tuple[str, ...]:
+        if self.layout is not None:
+            return self.layout.keywords
         found = tuple(e.keyword or e.tag_str for e in self.elements)
         # Commands of one kind share their keyword sequence: keep one tuple per sequence.
         shared = _KEYWORD_TUPLES.get(found)
@@ -193,7 +198,123 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> CommandSet:
 
     Never raises for malformed input: faults go to ``CommandSet.problems``
     and decoding stops at the first element whose length runs past the end.
+
+    A retrieve sends thousands of command sets of a few shapes (the same tags and lengths,
+    other values): a clean command set's shape is compiled into a :class:`Layout` once, and
+    later command sets of the same size are decoded by it when their element headers match
+    it exactly; anything else takes the general decoder. Both give equal results
+    (tests/test_commandset.py compares them).
     """
+    size = len(data)
+    layouts = _LAYOUTS.get(size) if USE_LAYOUTS else None
+    if layouts is not None:
+        for layout in layouts:
+            decoded = layout.decode(data)
+            if decoded is not None:
+                return decoded
+    result = decode_general(data)
+    if USE_LAYOUTS and not result.problems and result.stopped is None and len(_LAYOUTS) < MAX_LAYOUTS:
+        layout = Layout.compile(result, size)
+        if layout is not None:
+            known = _LAYOUTS.setdefault(size, [])
+            if len(known) < MAX_LAYOUTS_PER_SIZE:
+                known.append(layout)
+    return result
+
+
+#: False: every command set takes the general decoder (the tests compare the two ways).
+USE_LAYOUTS = True
+#: Bounds on the layouts kept: a hostile peer's variety is decoded the general way.
+MAX_LAYOUTS = 512
+MAX_LAYOUTS_PER_SIZE = 8
+_ELEMENT_CACHE_SIZE = 2048
+_CACHED = 0  # elements in the caches of all layouts
+
+
+class Layout:
+    """The shape of a clean command set: element tags, VRs and lengths, in wire order.
+
+    Decoding by a layout unpacks every element header with one precompiled struct and
+    compares them with the layout's; the values are unpacked with a second one. Elements
+    whose (tag, length, raw value) recur (the group length, SOP Class UID, Command Field,
+    Priority, a sub-operation's SOP Instance UID in its request and response...) share one
+    :class:`CommandElement` (frozen), which saves decoding and building them again and
+    keeping copies.
+    """
+
+    __slots__ = ("size", "headers", "keywords", "_header_struct", "_value_struct", "_slots", "_caches",
+                 "_group_length")
+
+    def __init__(self, size: int, elements: list[CommandElement]) -> None:
+        self.size = size
+        header_format, value_format = ["<"], ["<"]
+        headers: list[int] = []
+        for element in elements:
+            header_format.append(f"HHI{element.length}x")
+            headers += (element.tag >> 16, element.tag & 0xFFFF, element.length)
+            value_format.append({"US": "8xH", "UL": "8xI"}.get(element.vr, f"8x{element.length}s"))
+        self.headers = tuple(headers)
+        self.keywords = tuple(e.keyword for e in elements)
+        self._header_struct = struct.Struct("".join(header_format))
+        self._value_struct = struct.Struct("".join(value_format))
+        self._slots = tuple((e.tag, e.keyword, e.vr, e.length) for e in elements)
+        # Raw value -> element, one dict per (tag, length) shared by every layout; none kept
+        # for AT, whose value is a list (mutable, so not shared).
+        self._caches = tuple({} if e.vr == "AT" else _ELEMENTS.setdefault((e.tag, e.length), {})
+                             for e in elements)
+        first = elements[0]
+        self._group_length = size - 12 if first.tag == 0 else None
+
+    @classmethod
+    def compile(cls, command: CommandSet, size: int) -> Layout | None:
+        elements = command.elements
+        # Only layouts the general decoder fully names, each keyword once (problems would
+        # say otherwise), with the values that decode the same way from a struct.
+        if not elements or any(not e.keyword for e in elements):
+            return None
+        if any(e.vr in ("US", "UL") and not isinstance(e.value, int) for e in elements):
+            return None
+        return cls(size, elements)
+
+    def _element(self, index: int, raw: Any) -> CommandElement:
+        tag, keyword, vr, length = self._slots[index]
+        value = _shared(raw) if type(raw) is int else _decode_value(vr, raw)
+        element = CommandElement(tag, keyword, vr, length, value)
+        if vr != "AT":
+            global _CACHED
+            _CACHED += 1
+            if _CACHED > _ELEMENT_CACHE_SIZE:  # one budget for all: a hostile variety stays bounded
+                for cache in _ELEMENTS.values():
+                    cache.clear()
+                _CACHED = 1
+            self._caches[index][raw] = element
+        return element
+
+    def decode(self, data: bytes | bytearray | memoryview) -> CommandSet | None:
+        """The command set, or None when ``data`` is not of this layout."""
+        if self._header_struct.unpack_from(data) != self.headers:
+            return None
+        values = self._value_struct.unpack_from(data)
+        elements = [cache.get(raw) or self._element(index, raw)
+                    for index, (cache, raw) in enumerate(zip(self._caches, values, strict=True))]
+        command = CommandSet(elements, [], dict(zip(self.keywords, elements, strict=True)))
+        group_length = self._group_length
+        if group_length is None or values[0] == group_length:
+            command.layout = self
+        else:
+            # As the general decoder says it (and then no longer a clean command set).
+            command.problems.append(
+                f"Command Group Length says the command set ends at byte {12 + values[0]}, "
+                f"but it has {self.size} bytes")
+        return command
+
+
+_LAYOUTS: dict[int, list[Layout]] = {}
+_ELEMENTS: dict[tuple[int, int], dict[Any, CommandElement]] = {}
+
+
+def decode_general(data: bytes | bytearray | memoryview) -> CommandSet:
+    """The general decoder: every element, whatever its shape, with every fault noted."""
     result = CommandSet()
     view = memoryview(data)
     size = len(view)

@@ -188,8 +188,8 @@ class _TracedPrimitive:
 
     # Slots: a capture holds one primitive per DIMSE message, often hundreds of thousands.
     __slots__ = ("capture", "frame", "time", "association", "sender", "context_id", "transfer_syntax",
-                 "data_set_length", "data_set_complete", "data_frame", "elements", "wire", "problems",
-                 "findings", "is_request", "is_response")
+                 "data_set_length", "data_set_complete", "data_frame", "elements", "wire", "_problems",
+                 "_findings", "is_request", "is_response")
 
     _MSG_TYPE: ClassVar[str] = ""
     _REQUEST_FIELD: ClassVar[int | None] = None
@@ -198,6 +198,9 @@ class _TracedPrimitive:
     # the role's list (Priority in a response, say) stay in ``wire`` only.
     _REQUEST_ELEMENTS: ClassVar[tuple[str, ...]] = ()
     _RESPONSE_ELEMENTS: ClassVar[tuple[str, ...]] = ()
+    #: True when every parameter is a plain attribute defaulting to None, without setter
+    #: checks and without a data set to take (C-STORE, C-CANCEL): from_message's fast path.
+    _PLAIN: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.capture: str | None = None
@@ -212,8 +215,10 @@ class _TracedPrimitive:
         self.data_frame: int | None = None  # frame that completed the data set
         self.elements: tuple[str, ...] = ()  # keywords in wire order
         self.wire: dict[str, Any] = {}  # keyword -> value exactly as decoded
-        self.problems: list[str] = []  # refused wire values, identifier decoding faults
-        self.findings: list[Any] = []  # filled by the rules engine
+        # Made on first use: nearly every message has neither (two empty lists per message
+        # were a tenth of the heap a retrieve of small instances keeps).
+        self._problems: list[str] | None = None
+        self._findings: list[Any] | None = None
         self.is_request: bool = False
         self.is_response: bool = False
 
@@ -225,6 +230,30 @@ class _TracedPrimitive:
     @direction.setter
     def direction(self, value: str | None) -> None:
         self.sender = value
+
+    @property
+    def problems(self) -> list[str]:
+        """Refused wire values and identifier decoding faults, in the order met."""
+        problems = self._problems
+        if problems is None:
+            problems = self._problems = []
+        return problems
+
+    @problems.setter
+    def problems(self, value: list[str]) -> None:
+        self._problems = value
+
+    @property
+    def findings(self) -> list[Any]:
+        """The rules engine's findings about this message."""
+        findings = self._findings
+        if findings is None:
+            findings = self._findings = []
+        return findings
+
+    @findings.setter
+    def findings(self, value: list[Any]) -> None:
+        self._findings = value
 
     @property
     def msg_type(self) -> str:
@@ -250,13 +279,28 @@ class _TracedPrimitive:
             shown = "absent" if field_value is None else f"0x{field_value:04X}"
             raise ValueError(f"Command Field {shown} is not a {cls._MSG_TYPE} message")
         primitive._take_context(msg)
+        by_keyword = msg.command._by_keyword
+        if cls._PLAIN:
+            # Every parameter is a plain attribute that __init__ set to None (absent): only
+            # the elements on the wire need storing, and an int needs no checking.
+            for keyword in wanted:
+                element = by_keyword.get(keyword)
+                if element is not None:
+                    value = element.value
+                    if type(value) is int:
+                        setattr(primitive, keyword, value)
+                    elif type(value) is str and element.vr == "UI":
+                        setattr(primitive, keyword, _make_uid(value) if value else None)  # as _load
+                    else:
+                        primitive._load(keyword, element)
+            return primitive
         for keyword in (*cls._REQUEST_ELEMENTS, *cls._RESPONSE_ELEMENTS):
             if keyword not in wanted:
                 # Parameters of the other role are absent by definition; this
                 # clears defaults such as Priority 2 on a response.
                 primitive._store_raw(keyword, None)
         for keyword in wanted:
-            element = msg.command.element(keyword)
+            element = by_keyword.get(keyword)
             if element is None:
                 # Absent on the wire reads as None, never as a default: the
                 # analyzer must tell "not sent" from "sent as 0" or "sent as 2".
@@ -277,9 +321,14 @@ class _TracedPrimitive:
         self.data_set_length = msg.data_set_length
         self.data_set_complete = msg.data_set_complete if msg.data_set_expected else None
         self.data_frame = msg.data_frame
-        self.elements = msg.command.keywords
+        command = msg.command
+        self.elements = keywords = command.keywords
+        if command.layout is not None:
+            # A layout's keywords are known and each is there once.
+            self.wire = dict(zip(keywords, [element.value for element in command.elements], strict=True))
+            return
         wire: dict[str, Any] = {}
-        for element in msg.command.elements:
+        for element in command.elements:
             # A repeated element keeps its first value, as CommandSet.get does.
             wire.setdefault(element.keyword or element.tag_str, element.value)
         self.wire = wire
@@ -590,6 +639,7 @@ class C_STORE(_TracedPrimitive):
                  "Priority", "Status", "MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID",
                  "ErrorComment", "OffendingElement")
     _MSG_TYPE = "C-STORE"
+    _PLAIN = True
     _REQUEST_FIELD = C_STORE_RQ
     _RESPONSE_FIELD = C_STORE_RSP
     _REQUEST_ELEMENTS = (
@@ -628,6 +678,7 @@ class C_CANCEL(_TracedPrimitive):
 
     __slots__ = ("MessageIDBeingRespondedTo",)
     _MSG_TYPE = "C-CANCEL"
+    _PLAIN = True
     _REQUEST_FIELD = C_CANCEL_RQ
     _REQUEST_ELEMENTS = ("MessageIDBeingRespondedTo",)
 

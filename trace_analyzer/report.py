@@ -135,7 +135,7 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
         ("captures", f"{len(data['captures'])}: " + "; ".join(capture_texts) if capture_texts else "0"),
         ("associations", _counted(data["associations"], data["associations_by_outcome"])),
         # Every service, not only C-GET: a capture of C-ECHO or C-FIND traffic says so here.
-        ("DIMSE messages", _counted(data["messages"], data["messages_by_command"], _COMMAND_ORDER)),
+        ("messages", _counted(data["messages"], data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", _counted(data["c_gets"], data["c_gets_by_status"], _STATUS_ORDER)),
         ("peers", _counted(data["peers"], data["peers_by_verdict"], _VERDICT_ORDER)),
         ("findings", _counted(data["findings"], data["findings_by_severity"], ("error", "warning", "info"))),

@@ -9,9 +9,11 @@ its ``problems`` text, because then there is no element to look at.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydicom.datadict import DicomDictionary
 
-from ..commandset import COMMAND_NAMES, CommandElement, CommandSet, DecodingStop
+from ..commandset import COMMAND_NAMES, CommandElement, CommandSet, DecodingStop, Layout
 from .engine import Event, Reporter, rule
 
 #: Retired group 0000 elements (PS3.7 E.2), as pydicom's dictionary marks them.
@@ -68,6 +70,25 @@ def _name(event: Event) -> str:
     return event.message.command.command_name
 
 
+def _judged_by_layout(check: Callable[[Reporter, Event], bool]) -> Callable[[Reporter, Event], None]:
+    """For a check whose verdict depends only on the tags, VRs and lengths of the elements
+    (and on a group length that fits them): once it found nothing in a command set of a
+    precompiled layout (commandset.Layout), it finds nothing in any other of that layout,
+    which is then not looked at again. ``check`` returns True when it reported."""
+    silent: set[Layout] = set()  # bounded: commandset keeps at most MAX_LAYOUTS layouts
+
+    def run(report: Reporter, event: Event) -> None:
+        layout = event.message.command.layout
+        if layout is None:
+            check(report, event)
+        elif layout not in silent and not check(report, event):
+            silent.add(layout)
+
+    run.__name__ = run.__qualname__ = check.__name__
+    run.__doc__ = check.__doc__
+    return run
+
+
 @rule("CMD-001", "message")
 def implicit_vr_little_endian(report: Reporter, event: Event) -> None:
     command: CommandSet = event.message.command
@@ -93,7 +114,8 @@ def implicit_vr_little_endian(report: Reporter, event: Event) -> None:
 
 
 @rule("CMD-002", "message")
-def ascending_unique_tags(report: Reporter, event: Event) -> None:
+@_judged_by_layout
+def ascending_unique_tags(report: Reporter, event: Event) -> bool:
     out_of_order: list[str] = []
     repeated: list[str] = []
     seen: set[int] = set()
@@ -107,7 +129,7 @@ def ascending_unique_tags(report: Reporter, event: Event) -> None:
         seen.add(element.tag)
         previous = max(previous, element.tag)
     if not out_of_order and not repeated:
-        return
+        return False
     parts = []
     if out_of_order:
         parts.append("out of ascending order: " + ", ".join(out_of_order))
@@ -115,19 +137,24 @@ def ascending_unique_tags(report: Reporter, event: Event) -> None:
         parts.append("repeated: " + ", ".join(repeated))
     _report(report, event, f"{_name(event)} command elements {'; '.join(parts)}; command elements must "
             "appear once each, in ascending tag order")
+    return True
 
 
 @rule("CMD-003", "message")
-def group_0000_only(report: Reporter, event: Event) -> None:
+@_judged_by_layout
+def group_0000_only(report: Reporter, event: Event) -> bool:
     outside = [_tag(e.tag) for e in event.message.command.elements if e.tag >> 16 != 0]
     if outside:
         shown = ", ".join(dict.fromkeys(outside))
         _report(report, event, f"{_name(event)} command set holds {shown} outside group 0000; a command "
                 "set may contain only group 0000 elements")
+        return True
+    return False
 
 
 @rule("CMD-004", "message")
-def command_group_length(report: Reporter, event: Event) -> None:
+@_judged_by_layout
+def command_group_length(report: Reporter, event: Event) -> bool:
     command: CommandSet = event.message.command
     elements = command.elements
     index = next((i for i, e in enumerate(elements) if e.tag == 0), None)
@@ -135,14 +162,17 @@ def command_group_length(report: Reporter, event: Event) -> None:
         if elements or decoding_stopped(command) is None:
             _report(report, event, f"{_name(event)} has no Command Group Length (0000,0000); every command "
                     "set must begin with it")
-        return
+            return True
+        return False
     value = elements[index].value
     if not isinstance(value, int) or decoding_stopped(command) is not None:
-        return  # CMD-005 / CMD-001 report the element or the set that cannot be measured
+        return False  # CMD-005 / CMD-001 report the element or the set that cannot be measured
     following = sum(8 + e.length for e in elements[index + 1:])
     if value != following:
         _report(report, event, f"{_name(event)} Command Group Length (0000,0000) is {value} but {following} "
                 "command bytes follow it; it must count the bytes after its own value")
+        return True
+    return False
 
 
 def _length_fault(element: CommandElement) -> str | None:
@@ -162,15 +192,19 @@ def _length_fault(element: CommandElement) -> str | None:
 
 
 @rule("CMD-005", "message")
-def value_lengths(report: Reporter, event: Event) -> None:
+@_judged_by_layout
+def value_lengths(report: Reporter, event: Event) -> bool:
     faults = [f for f in map(_length_fault, event.message.command.elements) if f]
     if faults:
         _report(report, event, f"{_name(event)} value lengths do not fit: {'; '.join(faults)}; values "
                 "must have even length and the size their VR requires")
+        return True
+    return False
 
 
 @rule("CMD-006", "message")
-def retired_or_private(report: Reporter, event: Event) -> None:
+@_judged_by_layout
+def retired_or_private(report: Reporter, event: Event) -> bool:
     retired, unknown = [], []
     for element in event.message.command.elements:
         if element.tag >> 16 != 0:
@@ -180,7 +214,7 @@ def retired_or_private(report: Reporter, event: Event) -> None:
         elif not element.keyword:
             unknown.append(element.tag_str)
     if not retired and not unknown:
-        return
+        return False
     parts = []
     if retired:
         parts.append("retired " + _listing(retired))
@@ -188,6 +222,7 @@ def retired_or_private(report: Reporter, event: Event) -> None:
         parts.append("private or undefined " + _listing(unknown))
     _report(report, event, f"{_name(event)} carries {' and '.join(parts)}; PS3.7 retires these command "
             "elements and a receiver must not depend on them")
+    return True
 
 
 @rule("CMD-007", "message")

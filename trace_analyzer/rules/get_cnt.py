@@ -38,6 +38,28 @@ def _counter(response: C_GET, keyword: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _counters(response: C_GET) -> tuple[int | None, int | None, int | None, int | None]:
+    """(Remaining, Completed, Failed, Warning) as _counter reads them. Each response is read
+    by several checks and again as the previous one of the next: the last few are kept."""
+    kept = _RECENT_COUNTERS.get(id(response))
+    if kept is not None and kept[0] is response:
+        return kept[1]
+    wire = response.wire
+    values = []
+    for keyword in _COUNTERS:
+        value = wire.get(keyword)
+        values.append(value if isinstance(value, int) and not isinstance(value, bool) else None)
+    counters = (values[0], values[1], values[2], values[3])
+    if len(_RECENT_COUNTERS) >= 64:
+        _RECENT_COUNTERS.clear()
+    # The response is kept with its values: an id is only trusted for the object it names.
+    _RECENT_COUNTERS[id(response)] = (response, counters)
+    return counters
+
+
+_RECENT_COUNTERS: dict[int, tuple[C_GET, tuple]] = {}
+
+
 def _status(response: C_GET) -> int | None:
     value = response.wire.get("Status")
     return value if isinstance(value, int) else None
@@ -53,7 +75,7 @@ def _previous(operation: Operation | None, response: C_GET) -> C_GET | None:
 def _total(response: C_GET) -> int | None:
     """Remaining + Completed + Failed + Warning, with Remaining read as 0 where the status
     says nothing remains (a final Success or Warning must not carry it)."""
-    values = [_counter(response, k) for k in _COUNTERS]
+    values = list(_counters(response))
     if values[0] is None:
         status = _status(response)
         if status is None or status_category(status) not in (SUCCESS, WARNING):
@@ -134,7 +156,7 @@ def remaining_never_rises(report: Reporter, event: Event) -> None:
     previous = _previous(event.operation, response)
     if previous is None:
         return
-    before, now = _counter(previous, _REMAINING), _counter(response, _REMAINING)
+    before, now = _counters(previous)[0], _counters(response)[0]
     if before is not None and now is not None and now > before:
         report(f"Remaining rose from {before} (frame {previous.frame}) to {now}; the number of "
                "sub-operations still to be invoked can only fall during a C-GET")
@@ -147,8 +169,9 @@ def done_counters_never_fall(report: Reporter, event: Event) -> None:
     if previous is None:
         return
     fell = []
-    for keyword in (_COMPLETED, _FAILED, _WARNING):
-        before, now = _counter(previous, keyword), _counter(response, keyword)
+    earlier, later = _counters(previous), _counters(response)
+    for index, keyword in ((1, _COMPLETED), (2, _FAILED), (3, _WARNING)):
+        before, now = earlier[index], later[index]
         if before is not None and now is not None and now < before:
             fell.append(f"{_NAMES[keyword]} {before} -> {now}")
     if fell:
@@ -158,12 +181,11 @@ def done_counters_never_fall(report: Reporter, event: Event) -> None:
 
 def _went_backwards(earlier: C_GET, later: C_GET) -> bool:
     """Remaining rose or a finished count fell: GET-CNT-001/002 report that step."""
-    before, now = _counter(earlier, _REMAINING), _counter(later, _REMAINING)
-    if before is not None and now is not None and now > before:
+    before, now = _counters(earlier), _counters(later)
+    if before[0] is not None and now[0] is not None and now[0] > before[0]:
         return True
-    for keyword in (_COMPLETED, _FAILED, _WARNING):
-        before, now = _counter(earlier, keyword), _counter(later, keyword)
-        if before is not None and now is not None and now < before:
+    for index in (1, 2, 3):
+        if before[index] is not None and now[index] is not None and now[index] < before[index]:
             return True
     return False
 

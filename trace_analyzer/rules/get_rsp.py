@@ -538,10 +538,17 @@ def same_context_as_request(report: Reporter, event: Event) -> None:
                f"{asked}; by convention a response travels on its request's context")
 
 
+#: Keyword sequences (primitive.elements, shared per shape) in which GET-RSP-023 found nothing.
+_ONLY_RESPONSE_ELEMENTS: set[tuple[str, ...]] = set()
+
+
 @rule("GET-RSP-023", "c_get_rsp")
 def only_response_elements(report: Reporter, event: Event) -> None:
+    elements = event.primitive.elements
+    if elements in _ONLY_RESPONSE_ELEMENTS:
+        return  # the verdict depends only on the names on the wire
     extra = []
-    for name in event.primitive.elements:
+    for name in elements:
         tag = _wire_tag(name)
         if tag is None or tag >> 16 != 0 or tag in _RSP_TAGS:
             continue  # elements outside group 0000 are CMD-003's
@@ -554,3 +561,5 @@ def only_response_elements(report: Reporter, event: Event) -> None:
     if extra:
         report(f"C-GET-RSP carries {', '.join(dict.fromkeys(extra))}, which Table 9.3-7 does not define "
                "for a C-GET response")
+    elif len(_ONLY_RESPONSE_ELEMENTS) < 1024:
+        _ONLY_RESPONSE_ELEMENTS.add(elements)
