@@ -145,3 +145,28 @@ def test_importing_the_package_loads_no_plotting_library():
     result = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "pynetdicom_cancel.pcap")],
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_panel_titles_of_long_capture_names_fit_their_panels(tmp_path):
+    # Two captures with long names: each panel title's lines stay within its panel's width.
+    import builders
+    import matplotlib
+
+    matplotlib.use("Agg")
+    names = []
+    for index in range(2):
+        path = tmp_path / f"pacs-archive-{index}-rotated-capture-of-the-night-shift-2026-12-02.pcap"
+        builders.write_conversation(path, builders.retrieve(instances=1))
+        names.append(str(path))
+    analysis = trace_analyzer.analyze(names)
+    figure = plots.plot_all_progress(analysis)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    panels = [ax for ax in figure.axes if ax.get_visible() and ax.get_title()]
+    assert len(panels) == 2
+    for ax in panels:
+        title = ax.title.get_window_extent(renderer)
+        box = ax.get_window_extent(renderer)
+        assert title.width <= box.width * 1.05, ax.get_title()
+    left, right = (ax.title.get_window_extent(renderer) for ax in panels)
+    assert not left.overlaps(right)

@@ -73,10 +73,18 @@ def _short(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+#: Characters of a capture name in a panel title: neighbouring panels' titles must not run
+#: into each other (the full name is in the tables and the report's text).
+TITLE_NAME = 32
+
+
 def _capture_label(analysis: Analysis, capture: str | None) -> str:
     if capture is None or len(analysis.captures) < 2:
         return ""
-    return f"{for_plot(capture.replace(chr(92), '/').rsplit('/', 1)[-1])}: "
+    name = capture.replace(chr(92), "/").rsplit("/", 1)[-1]
+    if len(name) > TITLE_NAME:  # shortened in the middle: the start and the rotation suffix stay
+        name = name[:TITLE_NAME // 2 - 1] + "…" + name[-(TITLE_NAME // 2):]
+    return f"{for_plot(name)}\n"  # on a line of its own, above the C-GET
 
 
 def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
