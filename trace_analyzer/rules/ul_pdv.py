@@ -145,6 +145,16 @@ def _new_memory() -> dict:
     return {"pdu": None, "out": {}, "sides": {}}
 
 
+def _note_oversized(note: Note, pdu, limit: int, receiver: str) -> None:
+    # Known from the header alone: reported at the frame that carried it, even if the rest
+    # of the PDU never arrives (DCMTK aborts on reading such a header).
+    note("UL-004", f"P-DATA-TF PDU-length {pdu.length} exceeds the Maximum Length {limit} "
+                   f"the {receiver} announced in its 0x51 sub-item (DCMTK rejects such "
+                   "a PDU, pynetdicom accepts it)"
+                   + ("; the rest of the PDU never arrived" if not pdu.complete else ""),
+         pdu.first_frame, pdu.first_time)
+
+
 def _pdv_findings(event: Event) -> dict[str, list[tuple[str, int | None, float | None]]]:
     """Follow this PDU's PDVs once; what each PDV rule (and UL-004) should report for it:
     (text, frame and time, or None for the event's own)."""
@@ -167,16 +177,6 @@ def _pdv_findings(event: Event) -> dict[str, list[tuple[str, int | None, float |
     limit = view.max_length_received_by(receiver)
     oversized = bool(limit) and pdu.length > limit
     previous_is_command = None
-
-    def note_oversized() -> None:
-        # Known from the header alone: reported at the frame that carried it, even if the
-        # rest of the PDU never arrives (DCMTK aborts on reading such a header).
-        note("UL-004", f"P-DATA-TF PDU-length {pdu.length} exceeds the Maximum Length {limit} "
-                       f"the {receiver} announced in its 0x51 sub-item (DCMTK rejects such "
-                       "a PDU, pynetdicom accepts it)"
-                       + ("; the rest of the PDU never arrived" if not pdu.complete else ""),
-             pdu.first_frame, pdu.first_time)
-
     for pdv in event.pdvs:
         context_id, control, fragment = pdv.context_id, pdv.control, pdv.data
         is_command, is_last = bool(control & 1), bool(control & 2)
@@ -191,7 +191,7 @@ def _pdv_findings(event: Event) -> dict[str, list[tuple[str, int | None, float |
             side.data_fragment(context_id, is_last, note)
         # Facts about the PDV itself, noted against the message it belongs to.
         if oversized:
-            note_oversized()
+            _note_oversized(note, pdu, limit, receiver)
             oversized = False
         if view.is_accepted(context_id) is False:
             note("UL-026", f"a PDV uses presentation context {context_id}, which the A-ASSOCIATE-AC did not "
@@ -210,7 +210,7 @@ def _pdv_findings(event: Event) -> dict[str, list[tuple[str, int | None, float |
                            "of each type per PDU is strongly recommended")
         previous_is_command = is_command
     if oversized:  # a PDU cut short before its first PDV header
-        note_oversized()
+        _note_oversized(note, pdu, limit, receiver)
     if event.fault:
         side.phase = "unknown"  # the PDVs after the fault are lost
     return out
