@@ -88,7 +88,10 @@ def test_forced_port(tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (("analyze",), "CAPTURE"),
     (("analyze", "x.pcap", "--format", "xml"), "invalid choice"),
-    (("analyze", "x.pcap", "--port", "abc"), "invalid int"),
+    (("analyze", "x.pcap", "--port", "abc"), "a TCP port is 1 to 65535, not 'abc'"),
+    (("analyze", "x.pcap", "--port", "70000"), "a TCP port is 1 to 65535, not '70000'"),
+    (("check", "x.pcap", "--port", "0"), "a TCP port is 1 to 65535, not '0'"),
+    (("check", "x.pcap", "--port=-1"), "a TCP port is 1 to 65535, not '-1'"),
     (("frobnicate",), "invalid choice"),
 ])
 def test_unusable_arguments_exit_2_with_one_line(args, fragment):

@@ -314,6 +314,9 @@ class Analysis:
                 self._files[r.name] = ([c.frame_offset for c in r.summaries],
                                        [c.capture for c in r.summaries])
         self._tables: dict[str, Any] = {}
+        #: The configuration file the command line read (config_file.Config), if it set one:
+        #: written beside the tables in the JSON and named in the summary and the report.
+        self.configuration: Any = None
 
     @property
     def capture_sets(self) -> list[str]:
@@ -368,7 +371,10 @@ class Analysis:
     def to_dict(self) -> dict[str, list[dict[str, Any]]]:
         from . import tables
 
-        return {name: tables.rows(name, self) for name in tables.TABLES}
+        data: dict[str, Any] = {name: tables.rows(name, self) for name in tables.TABLES}
+        if self.configuration is not None:
+            data["configuration"] = self.configuration.to_dict()
+        return data
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -389,6 +395,8 @@ class Analysis:
                 write(encode(row))
                 separator = ", "
             write("]")
+        if self.configuration is not None:
+            write(f', "configuration": {encode(self.configuration.to_dict())}')
         write("}")
 
     def __getattr__(self, name: str):

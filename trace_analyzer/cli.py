@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import sys
@@ -16,8 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .analysis import Analysis, analyze
+from .config_file import CONFIG_FILE, NO_CONFIG_ENV, Config, load_config
 from .output_files import OutputError, open_output, output_folder, write_folder, write_text
-from .rules import CONFIG_FILE
 from .safe_text import clean_row, for_csv, for_terminal, free_text
 from .tables import COLUMNS, TABLES, iter_rows, peer_key
 
@@ -25,13 +26,14 @@ from .tables import COLUMNS, TABLES, iter_rows, peer_key
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "associations": ("association", "client", "server", "calling_ae", "called_ae",
                      "requestor_implementation_version", "acceptor_implementation_version",
-                     "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame"),
+                     "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame",
+                     "start_time_utc"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
                  "transfer_syntax_name", "requestor_may", "acceptor_may"),
     "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "request_frame",
                    "status_hex", "status_category", "remaining", "completed", "failed", "warning",
                    "pending_responses", "sub_operations", "sub_operations_failed", "cancel_requested",
-                   "duration_s", "status_meaning", "error_comment", "offending_element"),
+                   "duration_s", "status_meaning", "error_comment", "offending_element", "request_time_utc"),
     "progress": ("association", "message_id", "frame", "elapsed_s", "status_hex", "status_category",
                  "remaining", "completed", "failed", "warning"),
     "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
@@ -44,7 +46,7 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "offending_elements": ("association", "message_id", "frame", "status_hex", "tag", "keyword",
                            "error_comment"),
     "violations": ("rule", "severity", "frame", "association", "message_id", "peer", "peer_role", "detail"),
-    "peers": ("ae_title", "address", "implementation_version", "roles", "associations", "operations",
+    "peers": ("peer", "implementation_version", "roles", "associations", "operations",
               "errors", "warnings", "rules_broken", "verdict"),
     "problems": ("frame", "association", "code", "detail"),
 }
@@ -60,11 +62,12 @@ MAX_CELL = 48
 #: On a narrow terminal, the columns given up first (the rest go from the right).
 NARROW_DROP: dict[str, tuple[str, ...]] = {
     "messages": ("affected_sop_class_uid", "dataset_bytes", "context_id", "message_id_being_responded_to"),
-    "associations": ("requestor_implementation_version", "acceptor_implementation_version",
+    "associations": ("start_time_utc", "requestor_implementation_version", "acceptor_implementation_version",
                      "requestor_max_pdu", "acceptor_max_pdu", "first_frame", "last_frame", "client",
                      "server"),
     "contexts": ("abstract_syntax", "requestor_may", "acceptor_may", "transfer_syntax_name"),
-    "operations": ("sop_class_name", "query_retrieve_level", "request_frame", "pending_responses",
+    "operations": ("request_time_utc", "sop_class_name", "query_retrieve_level", "request_frame",
+                   "pending_responses",
                    "sub_operations", "offending_element", "error_comment", "duration_s", "status_meaning",
                    "cancel_requested", "sub_operations_failed"),
     "progress": ("elapsed_s", "status_category"),
@@ -72,7 +75,7 @@ NARROW_DROP: dict[str, tuple[str, ...]] = {
                        "status_meaning", "latency_s", "status_category"),
     "statuses": ("operations", "category"),
     "violations": ("peer_role", "association", "message_id", "severity"),
-    "peers": ("implementation_version", "roles", "associations", "operations", "rules_broken", "address"),
+    "peers": ("implementation_version", "roles", "associations", "operations", "rules_broken"),
     "problems": ("association",),
 }
 #: Rows shown per table on a terminal (--all shows every row).
@@ -96,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("analyze", help="decode every C-GET exchange in the captures")
     run.add_argument("captures", nargs="+", metavar="CAPTURE", help=_CAPTURE_HELP)
-    run.add_argument("--port", type=int, action="append", default=[], metavar="N",
+    run.add_argument("--port", type=_port, action="append", default=[], metavar="N",
                      help="decode TCP port N as DICOM (repeatable); DICOM is otherwise detected on any port")
     run.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
                      help="table: summary and tables for reading; json: one object of tables; csv: one "
@@ -113,10 +116,17 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
     check.add_argument("captures", nargs="+", metavar="CAPTURE", help=_CAPTURE_HELP)
-    check.add_argument("--port", type=int, action="append", default=[], metavar="N",
+    check.add_argument("--port", type=_port, action="append", default=[], metavar="N",
                        help="decode TCP port N as DICOM (repeatable)")
     check.add_argument("--fail-on", choices=("error", "warning"), default="error",
                        help="exit 1 when any finding reaches this severity (default: error)")
+    check.add_argument("--verbose", "-v", action="store_true",
+                       help="every finding's capture, frame and detail (default: the first per rule)")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text: verdicts and findings for reading; json: the same for a machine")
+    check.add_argument("--output", metavar="FILE", help="write the text or JSON here (default: stdout)")
+    check.add_argument("--junit", metavar="FILE",
+                       help="also write JUnit XML: a test case per peer and rule (GitLab, Jenkins, GitHub)")
     _rule_options(check)
 
     commands.add_parser("rules", help="list the conformance rules: ID, severity, checked or not, "
@@ -158,19 +168,37 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
                              "e.g. --rule GET-RSP-008=warning")
     parser.add_argument("--config", metavar="FILE",
                         help=f"TOML file with a [rules] table of ID = LEVEL "
-                             f"(default: ./{CONFIG_FILE} if present)")
+                             f"(default: ./{CONFIG_FILE} if present; it is announced)")
+    parser.add_argument("--no-config", action="store_true",
+                        help=f"do not read ./{CONFIG_FILE} (nor does {NO_CONFIG_ENV}=1)")
 
 
-def _rule_levels(args: argparse.Namespace) -> dict[str, str]:
-    """Levels from the config file, then --rule on top. Raises UsageError."""
-    from .rules import ConfigError, load_config, parse_levels
-
+def _port(text: str) -> int:
     try:
-        levels = load_config(args.config)
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, not {text!r}")
+    return value
+
+
+def _configuration(args: argparse.Namespace) -> tuple[Config, dict[str, str]]:
+    """The configuration file read (announced on stderr) and the levels: the file's, then
+    --rule on top. Raises UsageError."""
+    from .rules import ConfigError, parse_levels
+
+    if args.config is not None and args.no_config:
+        raise UsageError("--config and --no-config: give one")
+    try:
+        config = load_config(args.config, use_default=not args.no_config)
+        levels = dict(config.levels)
         levels.update(parse_levels(args.rule))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return levels
+    if config.announcement() is not None:
+        print(f"trace-analyzer: {for_terminal(config.announcement())}", file=sys.stderr)
+    return config, levels
 
 
 # -- progress ----------------------------------------------------------------
@@ -272,44 +300,88 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str], width: int 
                  drop_first: Sequence[str] = ()) -> str:
     """Rows as aligned text.
 
-    ``width`` fits the lines to a terminal: cells are clipped with "…" and the
-    columns that still do not fit (``drop_first`` ones first) are named below
-    the table; ``max_rows`` shows the first rows and counts the rest.
+    ``width`` fits the lines to a terminal: a text cell wider than its column (at most
+    ``max_cell``) is wrapped onto more lines, never cut, and the columns that still do not
+    fit (``drop_first`` ones first) are named below the table; ``max_rows`` shows the first
+    rows and counts the rest. Without ``width`` every cell is given whole on one line.
     """
     shown = rows if max_rows is None else rows[:max_rows]
-    cells = [[_cell(row.get(c), max_cell) for c in columns] for row in shown]
+    cells = [[_cell(row.get(c), None) for c in columns] for row in shown]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     kept = list(range(len(columns)))
     if width is not None:
+        if max_cell is not None:  # a long text wraps in a column of readable width
+            widths = [max(min(w, max_cell), len(c)) for w, c in zip(widths, columns, strict=True)]
         widths, kept = _fit(columns, widths, width, drop_first)
     numeric = [all(_is_number(row.get(c)) for row in shown) for c in columns]
 
-    def line(values: Sequence[str]) -> str:
-        parts = []
-        for i in kept:
-            text = _clip(values[i], widths[i])
-            parts.append(text.rjust(widths[i]) if numeric[i] else text.ljust(widths[i]))
-        return "  ".join(parts).rstrip()
+    def lines(values: Sequence[str]) -> list[str]:
+        parts = {i: _wrap_cell(values[i], widths[i]) if width is not None else [values[i]] for i in kept}
+        height = max((len(p) for p in parts.values()), default=1)
+        out = []
+        for n in range(height):
+            line = []
+            for i in kept:
+                text = parts[i][n] if n < len(parts[i]) else ""
+                line.append(text.rjust(widths[i]) if numeric[i] else text.ljust(widths[i]))
+            out.append("  ".join(line).rstrip())
+        return out
 
-    out = [line(columns), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in cells)
+    out = lines(columns) + lines(["-" * w for w in widths])
+    for r in cells:
+        out.extend(lines(r))
     if len(shown) < len(rows):
-        out.append(_clip(f"… {len(rows) - len(shown)} more row(s) (--all shows them)", width))
+        out.extend(_wrap_cell(f"… {len(rows) - len(shown)} more row(s) (--all shows them)", width))
     hidden = [c for i, c in enumerate(columns) if i not in kept]
     if hidden:
-        out.append(_clip(f"… {len(hidden)} more column(s) (--all shows them): {', '.join(hidden)}", width))
+        out.extend(_wrap_cell(f"… {len(hidden)} more column(s) (--all shows them): {', '.join(hidden)}",
+                              width))
     return "\n".join(out)
+
+
+def _wrap_cell(text: str, width: int | None) -> list[str]:
+    """A cell's text on lines of at most ``width``: at spaces where it can, else mid-word."""
+    if width is None or len(text) <= width:
+        return [text]
+    import textwrap
+
+    return textwrap.wrap(text, max(width, 1), break_on_hyphens=False, drop_whitespace=True) or [""]
 
 
 def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+#: Tables a person reads as prose (a finding's or a problem's detail): one block per row, the
+#: detail wrapped on its own lines, as ``check`` gives them.
+BLOCK_TABLES = {
+    "violations": lambda r: (f"{r['rule']} [{r['severity']}] {r['capture']} frame {_cell(r['frame'])}"
+                             f", association {_cell(r['association'])}, Message ID {_cell(r['message_id'])}"
+                             f", {r['time_utc'] or 'time unknown'}: {r['peer']} ({r['peer_role']})"),
+    "problems": lambda r: (f"{r['code']} {r['capture']} frame {_cell(r['frame'])}"
+                           f", association {_cell(r['association'])}, {r['time_utc'] or 'time unknown'}"),
+}
+
+
+def format_blocks(name: str, rows: list[dict[str, Any]], width: int | None,
+                  max_rows: int | None) -> str:
+    """Rows of a BLOCK_TABLES table: a head line, then the detail indented (wrapped at
+    ``width``, whole without it)."""
+    out = []
+    for row in rows if max_rows is None else rows[:max_rows]:
+        out.extend(_wrapped(for_terminal(BLOCK_TABLES[name](row)), "", width))
+        out.extend(_wrapped(for_terminal(row["detail"] or ""), "    ", width))
+    if max_rows is not None and len(rows) > max_rows:
+        out.append(f"… {len(rows) - max_rows} more (--all shows them)")
+    return "\n".join(out)
+
+
 def render_text(analysis: Analysis, width: int | None = None, max_rows: int | None = None,
                 show_all: bool = False) -> str:
     """The summary first (captures, associations, C-GETs by final status, peers by verdict,
-    findings), then the tables. ``width`` and ``max_rows`` truncate for a terminal; ``show_all``
-    lifts every limit and shows empty tables too."""
+    findings), then the tables. ``width`` and ``max_rows`` fit a terminal (long text wrapped,
+    never cut; the least needed columns left out and named); ``show_all`` lifts every limit
+    and shows every column and the empty tables too."""
     from .report import summary_lines
 
     if show_all:
@@ -318,7 +390,9 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
     lines = summary_lines(analysis)
     label_width = max(len(label) for label, _ in lines)
     for label, text in lines:
-        out.append(_clip(f"  {label.ljust(label_width)}  {for_terminal(text)}", width))
+        wrapped = _wrapped(for_terminal(text), " " * (label_width + 4), width)
+        out.append(f"  {label.ljust(label_width)}  {wrapped[0].lstrip()}")
+        out.extend(wrapped[1:])
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
@@ -327,8 +401,13 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
             continue  # every message is in the C-GET tables already
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
-        out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,
-                                NARROW_DROP.get(name, ())) if rows else "(none)")
+        if not rows:
+            out.append("(none)")
+        elif name in BLOCK_TABLES and not show_all:
+            out.append(format_blocks(name, rows, width, max_rows))
+        else:
+            out.append(format_table(rows, tuple(COLUMNS[name]) if show_all else columns, width, max_rows,
+                                    MAX_CELL, NARROW_DROP.get(name, ())))
     return "\n".join(out) + "\n"
 
 
@@ -411,7 +490,7 @@ def _emit(text: str, path: str | None) -> None:
 def _run(args: argparse.Namespace) -> Analysis:
     from .analysis import SchedulerError, find_inputs
 
-    levels = _rule_levels(args)
+    config, levels = _configuration(args)
     progress = None
     if sys.stderr.isatty() and not args.quiet:
         found, _ = find_inputs(args.captures)
@@ -430,6 +509,8 @@ def _run(args: argparse.Namespace) -> Analysis:
     finally:
         if progress is not None:
             progress.close()
+    analysis.configuration = config
+    analysis.rule_levels = levels
     for path in analysis.skipped:
         print(f"trace-analyzer: {path}: skipped (not a pcap or pcapng capture)", file=sys.stderr)
     for error in analysis.errors:
@@ -437,53 +518,161 @@ def _run(args: argparse.Namespace) -> Analysis:
     return analysis
 
 
-def render_check(analysis: Analysis) -> str:
-    """Each peer's verdict, then its findings grouped by rule with their frames."""
-    out = []
-    peers = analysis.rows("peers")
-    findings = analysis.rows("violations")
+def check_results(analysis: Analysis) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each peers row with the violations rows about it, in the peers table's order."""
     by_peer: dict[tuple, list[dict]] = {}
     # Keyed as the rows are: a file name or AE title that was not valid text is cleaned there.
     records = {(free_text(r.capture), r.association): r for r in analysis.association_records}
     peer_columns = ("ae_title", "address", "implementation_class_uid", "implementation_version")
-    for finding in findings:
+    for finding in analysis.rows("violations"):
         record = records.get((finding["capture_set"], finding["association"]))  # records name the set
         if record is None or finding["peer_side"] is None:
             continue
         key = tuple(clean_row(dict(zip(peer_columns, peer_key(record, finding["peer_side"]),
                                        strict=True))).values())
         by_peer.setdefault(key, []).append(finding)
-    if not peers:
+    return [(peer, by_peer.get(tuple(peer[c] for c in peer_columns), [])) for peer in analysis.rows("peers")]
+
+
+def _where(items: list[dict[str, Any]], limit: int | None) -> str:
+    """Frames by capture file: ``D01.pcap frames 54, 60; D03.pcap frame 24``."""
+    by_file: dict[str, list[str]] = {}
+    for item in items[:limit]:
+        by_file.setdefault(item["capture"] or "?", []).append(str(item["frame"]) if item["frame"] is not None
+                                                                else "-")
+    parts = [f"{name} frame{'s' if len(frames) > 1 else ''} {', '.join(frames)}"
+             for name, frames in by_file.items()]
+    more = f" (+{len(items) - limit} more; --verbose lists them)" if limit and len(items) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _wrapped(text: str, indent: str, width: int | None) -> list[str]:
+    """A person's reading text on a terminal: wrapped to its width, never cut."""
+    if width is None:
+        return [indent + text]
+    import textwrap
+
+    return textwrap.wrap(text, max(width - len(indent), 20), initial_indent=indent,
+                         subsequent_indent=indent, break_on_hyphens=False) or [indent]
+
+
+def render_check(analysis: Analysis, verbose: bool = False, width: int | None = None) -> str:
+    """Each peer's verdict, then its findings grouped by rule with the capture and frame of each;
+    the first finding's detail per rule, or every finding's with ``verbose``. ``width`` wraps the
+    lines for a terminal."""
+    out: list[str] = []
+    config = analysis.configuration
+    if config is not None and config.announcement() is not None:
+        out.extend(_wrapped(for_terminal(config.announcement()[0].upper() + config.announcement()[1:]), "",
+                            width))
+        out.append("")
+    results = check_results(analysis)
+    if not results:
         out.append("No DICOM association found.")
-    for peer in peers:
-        key = (peer["ae_title"], peer["address"], peer["implementation_class_uid"],
-               peer["implementation_version"])
-        name = f"{peer['ae_title'] or '?'} @ {peer['address']}"
+    for peer, findings in results:
         implementation = peer["implementation_version"] or peer["implementation_class_uid"] or "unknown"
-        out.append(f"{name} ({implementation}; {peer['roles']}): {peer['verdict'].upper()}"
-                   f" - {peer['errors']} error(s), {peer['warnings']} warning(s)")
+        out.extend(_wrapped(for_terminal(
+            f"{peer['peer']} ({implementation}; {peer['roles']}): {peer['verdict'].upper()}"
+            f" - {peer['errors']} error(s), {peer['warnings']} warning(s)"), "", width))
         grouped: dict[str, list[dict]] = {}
-        for finding in by_peer.get(key, []):
+        for finding in findings:
             grouped.setdefault(finding["rule"], []).append(finding)
         for rule_id, items in sorted(grouped.items()):
             first = items[0]
-            frames = ", ".join(str(f["frame"]) for f in items[:12] if f["frame"] is not None)
-            more = f" (+{len(items) - 12} more)" if len(items) > 12 else ""
-            out.append(f"  {rule_id} [{first['severity']}] {first['section']} - "
-                       f"{len(items)} finding(s), frames {frames or '-'}{more}")
-            out.append(f"      {first['detail']}")
+            out.extend(_wrapped(for_terminal(f"{rule_id} [{first['severity']}] {first['section']} - "
+                                             f"{len(items)} finding(s): {first['title']}"), "  ", width))
+            if verbose:
+                for item in items:
+                    out.extend(_wrapped(for_terminal(f"{_where([item], None)}: {item['detail']}"),
+                                        "      ", width))
+                continue
+            out.extend(_wrapped(for_terminal(_where(items, 12)), "      ", width))
+            out.extend(_wrapped(for_terminal(first["detail"]), "      ", width))
         out.append("")
-    # Every line holds wire text (AE titles, versions, details): each is made safe as a whole.
-    return "\n".join(for_terminal(line) for line in out).rstrip() + "\n"
+    return "\n".join(out).rstrip() + "\n"
+
+
+def check_json(analysis: Analysis, fail_on: str, status: int) -> dict[str, Any]:
+    """``check``'s result for a machine: each peer's row with its findings, the captures, the
+    configuration read and the exit status."""
+    return {"exit_status": status, "fail_on": fail_on,
+            "configuration": analysis.configuration.to_dict() if analysis.configuration else None,
+            "captures": analysis.rows("captures"),
+            "peers": [dict(peer, findings=findings) for peer, findings in check_results(analysis)]}
+
+
+def check_junit(analysis: Analysis, fail_on: str) -> str:
+    """JUnit XML as GitLab, Jenkins and GitHub read it: a test suite per peer, a test case per
+    peer and checked rule (classname the peer, name the rule), failed when a finding reaches
+    ``fail_on``, skipped when the rule was switched off; findings below it in system-out."""
+    import xml.etree.ElementTree as ET
+
+    from .rules import CATALOG, IMPLEMENTED, load_families
+
+    load_families()
+    threshold = ("error",) if fail_on == "error" else ("error", "warning")
+    levels = dict(getattr(analysis, "rule_levels", {}) or {})
+    root = ET.Element("testsuites", name="trace-analyzer check")
+    total = failed = skipped = 0
+    for peer, findings in check_results(analysis):
+        label = for_terminal(peer["peer"])  # XML 1.0 holds no control character: escaped as \x..
+        suite = ET.SubElement(root, "testsuite", name=label)
+        by_rule: dict[str, list[dict]] = {}
+        for finding in findings:
+            by_rule.setdefault(finding["rule"], []).append(finding)
+        counts = [0, 0, 0]
+        for rule_id in CATALOG:
+            if rule_id not in IMPLEMENTED:
+                continue
+            info = CATALOG[rule_id]
+            case = ET.SubElement(suite, "testcase", classname=label, name=f"{rule_id} {info.title}")
+            counts[0] += 1
+            items = by_rule.get(rule_id, [])
+            text = "\n".join(for_terminal(f"{_where([i], None)}: [{i['severity']}] {i['detail']}")
+                              for i in items)
+            if levels.get(rule_id) == "off":
+                ET.SubElement(case, "skipped", message="switched off by the configuration or --rule")
+                counts[2] += 1
+            elif any(i["severity"] in threshold for i in items):
+                failure = ET.SubElement(case, "failure", type=info.severity,
+                                        message=for_terminal(f"{len(items)} finding(s): {info.section}"))
+                failure.text = text
+                counts[1] += 1
+            elif items:
+                ET.SubElement(case, "system-out").text = text
+        suite.set("tests", str(counts[0]))
+        suite.set("failures", str(counts[1]))
+        suite.set("skipped", str(counts[2]))
+        suite.set("errors", "0")
+        total, failed, skipped = total + counts[0], failed + counts[1], skipped + counts[2]
+    root.set("tests", str(total))
+    root.set("failures", str(failed))
+    root.set("skipped", str(skipped))
+    root.set("errors", "0")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def run_check(args: argparse.Namespace) -> int:
     analysis = _run(args)
-    sys.stdout.write(render_check(analysis))
-    if analysis.errors:
-        return 2
-    threshold = ("error",) if args.fail_on == "error" else ("error", "warning")
-    return 1 if any(f.severity in threshold for f in analysis.findings) else 0
+    status = 2 if analysis.errors else 0
+    for summary in analysis.captures:
+        if not summary.error and not summary.dicom_connections:
+            print(f"trace-analyzer: {for_terminal(summary.capture)}: no DICOM traffic found (try --port)",
+                  file=sys.stderr)
+            status = 2
+    if status == 0:
+        threshold = ("error",) if args.fail_on == "error" else ("error", "warning")
+        status = 1 if any(f.severity in threshold for f in analysis.findings) else 0
+    if args.junit is not None:
+        write_text(args.junit, check_junit(analysis, args.fail_on))
+    if args.format == "json":
+        _emit(json.dumps(check_json(analysis, args.fail_on, status), allow_nan=False) + "\n", args.output)
+    else:
+        to_terminal = args.output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size((100, 24)).columns if to_terminal else None
+        _emit(render_check(analysis, args.verbose, width), args.output)
+    return status
 
 
 def run_rules(args: argparse.Namespace) -> int:

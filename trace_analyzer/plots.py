@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .safe_text import for_plot, wire_value
+from .safe_text import clean_value, for_plot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -88,16 +88,11 @@ def _capture_label(analysis: Analysis, capture: str | None) -> str:
 
 
 def peer_names(analysis: Analysis) -> dict[tuple[str, int, str], str]:
-    """``(capture, association, side) -> "AE @ address"``, grouped as the peers table groups them."""
-    from .tables import peer_key
+    """``(capture, association, side) -> "AE @ address"``, the peers table's ``peer`` column
+    (the AE title as that table gives it: hex when it was not valid text)."""
+    from .tables import peer_labels
 
-    names = {}
-    for record in analysis.association_records:
-        for side in ("requestor", "acceptor"):
-            ae, address, _uid, _version = peer_key(record, side)
-            # The AE title as the peers table gives it (hex when it was not valid text).
-            names[(record.capture, record.association, side)] = f"{wire_value(ae or '?')} @ {address}"
-    return names
+    return {key: clean_value("peer", label) for key, label in peer_labels(analysis).items()}
 
 
 #: Peer colours: none of them red, green or orange, which mean a status category.

@@ -46,10 +46,11 @@ SECTIONS: dict[str, str] = {
 REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "peers": ("ae_title", "address", "implementation_version", "implementation_class_uid", "roles",
               "associations", "operations", "errors", "warnings", "rules_broken", "verdict"),
-    "violations": ("rule", "severity", "frame", "association", "message_id", "peer", "peer_role", "section",
-                   "detail"),
+    "violations": ("rule", "severity", "frame", "time_utc", "association", "message_id", "peer", "peer_role",
+                   "section", "detail"),
     "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "identifier",
-                   "request_frame", "status_hex", "status_category", "status_meaning", "remaining",
+                   "request_frame", "request_time_utc", "status_hex", "status_category", "status_meaning",
+                   "remaining",
                    "completed", "failed", "warning", "pending_responses", "sub_operations",
                    "sub_operations_failed", "cancel_requested", "final_frame", "duration_s", "error_comment",
                    "offending_element", "errors", "warnings"),
@@ -62,14 +63,14 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "associations": ("association", "client", "server", "calling_ae", "called_ae",
                      "requestor_implementation_version", "acceptor_implementation_version",
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame",
-                     "reject", "abort"),
+                     "start_time_utc", "reject", "abort"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
                  "transfer_syntax_name", "requestor_may", "acceptor_may"),
     "progress": ("association", "message_id", "frame", "elapsed_s", "status_hex", "status_category",
                  "remaining", "completed", "failed", "warning", "final"),
-    "problems": ("frame", "association", "code", "detail"),
+    "problems": ("frame", "time_utc", "association", "code", "detail"),
     "captures": ("capture", "frames", "bytes", "tcp_frames", "skipped_frames", "connections",
-                 "dicom_connections", "first_time", "last_time", "error"),
+                 "dicom_connections", "first_time", "first_time_utc", "last_time", "last_time_utc", "error"),
 }
 
 _BADGE_COLUMNS = {"status_category", "category", "verdict", "severity", "outcome"}
@@ -142,6 +143,9 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
     ]
     if data["problems"]:
         lines.append(("problems", f"{data['problems']} capture or protocol problem(s)"))
+    config = getattr(analysis, "configuration", None)
+    if config is not None and config.path is not None:
+        lines.append(("configuration", f"{config.path}: {config.changes_text()}"))
     return lines
 
 
@@ -325,8 +329,14 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
                      f"First error: {first_error.rule} in frame {first_error.frame} "
                      f"(Wireshark filter <code>frame.number == {first_error.frame}</code>)."
                      if first_error is not None and first_error.frame is not None else "")
+    config = getattr(analysis, "configuration", None)
+    config_note = ""
+    if config is not None and config.path is not None:  # a delivered file may have turned rules down
+        config_note = (f'<p class="note config">Configuration read: <code>{_esc(config.path)}</code>, '
+                       f"which {_esc(config.changes_text())}.</p>")
+        findings_note = _esc(f"Rule levels set by {config.path}: {config.changes_text()}. ") + findings_note
     bodies = {
-        "summary": _summary_html(analysis),
+        "summary": config_note + _summary_html(analysis),
         "peers": '<p class="note">A peer is non-conformant when it broke at least one rule of error '
                  "severity.</p>" + table("peers"),
         "findings": f'<p class="note">{findings_note}</p>' + images["findings"] + table("violations"),

@@ -8,6 +8,7 @@ NaN-as-float). pandas is imported only when a DataFrame is asked for.
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "peer_side": "str", "peer_role": "str", "detail": "str",
     },
     "peers": {
-        "ae_title": "str", "address": "str", "implementation_class_uid": "str",
+        "peer": "str", "ae_title": "str", "address": "str", "implementation_class_uid": "str",
         "implementation_version": "str", "roles": "str", "captures": "int", "associations": "int",
         "operations": "int", "errors": "int", "warnings": "int", "rules_broken": "str",
         "not_judged": "str", "verdict": "str",
@@ -542,10 +543,12 @@ def _messages(analysis: Analysis) -> Iterator[dict]:
 
 
 def _violations(analysis: Analysis) -> Iterator[dict]:
+    labels = peer_labels(analysis)
     for f in analysis.findings:
+        peer = labels.get((f.capture, f.association, f.peer_side), f.peer)
         yield {"capture": f.capture, "rule": f.rule, "severity": f.severity, "title": f.title,
                "section": f.section, "association": f.association, "message_id": f.message_id,
-               "frame": f.frame, "time": f.time, "peer": f.peer, "peer_side": f.peer_side,
+               "frame": f.frame, "time": f.time, "peer": peer, "peer_side": f.peer_side,
                "peer_role": f.peer_role, "detail": f.detail}
 
 
@@ -570,6 +573,22 @@ def peer_key(record, side: str) -> tuple:
         address = record.server
     return (ae, address, params.implementation_class_uid if params else None,
             params.implementation_version_name if params else None)
+
+
+def peer_label(ae: str | None, address: str) -> str:
+    """The one name of a peer in every table and plot: ``AE @ address`` (the acceptor's address
+    with its listening port, the requestor's host alone, as :func:`peer_key` groups them)."""
+    return f"{ae if ae is not None else '?'} @ {address}"
+
+
+def peer_labels(analysis: Analysis) -> dict[tuple[str, int, str], str]:
+    """``(capture, association, side) -> peer label``, the ``peer`` column of the peers table."""
+    labels = {}
+    for record in analysis.association_records:
+        for side in ("requestor", "acceptor"):
+            ae, address, _uid, _version = peer_key(record, side)
+            labels[(record.capture, record.association, side)] = peer_label(ae, address)
+    return labels
 
 
 def _peers(analysis: Analysis) -> Iterator[dict]:
@@ -630,7 +649,8 @@ def _peers(analysis: Analysis) -> Iterator[dict]:
             verdict = "conformant"
         else:
             verdict = "not exercised"
-        yield {"ae_title": ae, "address": address, "implementation_class_uid": uid,
+        yield {"peer": peer_label(ae, address), "ae_title": ae, "address": address,
+               "implementation_class_uid": uid,
                "implementation_version": version, "roles": ", ".join(sorted(peer["roles"])),
                "captures": len(peer["captures"]), "associations": len(peer["associations"]),
                "operations": len(peer["operations"]), "errors": peer["errors"], "warnings": peer["warnings"],
@@ -660,6 +680,26 @@ for _columns in COLUMNS.values():
         _columns["capture_set"] = "str"
 #: Frames of the set's files before this one: a row's frame f counts as frame_offset + f of its set.
 COLUMNS["captures"]["frame_offset"] = "int"
+#: Every epoch time has an ISO 8601 UTC twin, ``X_utc`` for ``X``, to match with a PACS's logs.
+_TIME_COLUMNS = {name: tuple(c for c, kind in columns.items()
+                             if kind == "float" and (c == "time" or c.endswith("_time")))
+                 for name, columns in COLUMNS.items()}
+for _name, _times in _TIME_COLUMNS.items():
+    for _time in _times:
+        COLUMNS[_name][f"{_time}_utc"] = "str"
+
+
+def utc_text(epoch: float | None) -> str | None:
+    """Seconds since the epoch as ISO 8601 UTC to the microsecond: ``2026-12-03T07:21:24.123456Z``."""
+    if epoch is None:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    except (OverflowError, OSError, ValueError):  # a capture's clock far outside what dates hold
+        return None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 _FRAME_COLUMNS = {name: tuple(c for c in columns if c == "frame" or c.endswith("_frame"))
                   for name, columns in COLUMNS.items()}
 
@@ -685,8 +725,11 @@ def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     columns = COLUMNS[name]
     texts = [column for column, kind in columns.items() if kind == "str"]
     frames = _FRAME_COLUMNS[name]
+    times = _TIME_COLUMNS[name]
     for row in _BUILDERS[name](analysis):
         row = {column: row.get(column) for column in columns}
+        for column in times:
+            row[f"{column}_utc"] = utc_text(row[column])
         if "capture_set" in row:
             analysis.place(row, frames)  # which capture set, file and frame in it
         yield clean_row(row, texts)

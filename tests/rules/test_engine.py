@@ -27,7 +27,7 @@ def test_catalog_has_every_rule_of_the_spec():
     families = {"UL": 37, "CMD": 7, "GET-RQ": 11, "GET-ID": 12, "GET-RSP": 23, "GET-CNT": 9, "GET-SUB": 16,
                 "GET-CAN": 9, "GET-ROLE": 4}
     # The shared catalog's 128 rules, and the project's own (TA-), listed beside them.
-    assert len(CATALOG) == 128 + 2
+    assert len(CATALOG) == 128 + 3
     assert {rule_id for rule_id in CATALOG if rule_id.startswith("TA-")} == {"TA-ROLE-001", "TA-UL-001"}
     for prefix, count in families.items():
         assert sum(1 for rule_id in CATALOG if rule_id.rsplit("-", 1)[0] == prefix) == count
@@ -119,6 +119,6 @@ def test_rules_command_lists_the_catalog():
                             text=True, timeout=60)
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if line[:3] in ("UL-", "CMD", "GET", "TA-")]
-    assert len(lines) == 130
+    assert len(lines) == 131
     assert any(line.startswith("TA-UL-001") and " yes " in line for line in lines)
     assert any(line.startswith("GET-RSP-007") and " yes " in line for line in lines)

@@ -9,8 +9,6 @@ when imported.
 from __future__ import annotations
 
 import importlib
-import os
-import tomllib
 
 from .catalog import CATALOG, NOT_CHECKABLE, RuleInfo
 from .engine import (
@@ -28,7 +26,7 @@ from .engine import (
 FAMILIES = ("ul", "cmd", "get_rq", "get_id", "get_rsp", "get_cnt", "get_sub", "get_can", "get_role")
 #: The modules that register checks: one per family, the UL family in three.
 MODULES = ("ul", "ul_associate", "ul_pdv", *FAMILIES[1:])
-CONFIG_FILE = "trace-analyzer.toml"
+CONFIG_FILE = "trace-analyzer.toml"  # also config_file.CONFIG_FILE
 _loaded = False
 
 
@@ -43,29 +41,14 @@ def load_families() -> None:
 
 
 def load_config(path: str | None = None) -> dict[str, str]:
-    """Rule levels from a TOML file: ``[rules]`` with ``"GET-RSP-008" = "warning"``.
+    """Rule levels from a TOML file (``[rules]`` with ``"GET-RSP-008" = "warning"``); without
+    ``path``, ``trace-analyzer.toml`` in the working directory if there is one. The whole
+    configuration (path, changes, limits) is :func:`trace_analyzer.config_file.load_config`."""
+    from ..config_file import load_config as load
 
-    Without ``path``, ``trace-analyzer.toml`` in the working directory is used if it exists.
-    """
-    if path is None:
-        if not os.path.exists(CONFIG_FILE):
-            return {}
-        path = CONFIG_FILE
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    levels = data.get("rules", {})
-    if not isinstance(levels, dict) or not all(isinstance(v, str) for v in levels.values()):
-        raise ConfigError(f"{path}: [rules] must map rule IDs to levels ({', '.join(LEVELS)})")
-    try:
-        return check_levels(levels)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load(path).levels
 
 
 __all__ = ["CATALOG", "ConfigError", "FAMILIES", "Finding", "IMPLEMENTED", "LEVELS", "NOT_CHECKABLE",
-           "RuleInfo", "RulesEngine", "load_config", "load_families", "not_checkable", "parse_levels", "rule"]
+           "RuleInfo", "RulesEngine", "check_levels", "load_config", "load_families", "not_checkable",
+           "parse_levels", "rule"]

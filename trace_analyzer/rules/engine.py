@@ -363,12 +363,24 @@ def parse_levels(items: Iterable[str]) -> dict[str, str]:
 
 
 def check_levels(levels: dict[str, str]) -> dict[str, str]:
+    """Rule levels by ID, IDs and levels in any case, normalised (``get-rsp-008`` ->
+    ``GET-RSP-008``). An unknown rule or level, or a rule that is never checked (setting its
+    level would change nothing), raises ConfigError."""
+    from . import load_families
+
+    load_families()
+    checked = {}
     for rule_id, level in levels.items():
-        if rule_id not in CATALOG:
+        key, value = rule_id.strip().upper(), level.strip().lower()
+        if key not in CATALOG:
             raise ConfigError(f"unknown rule {rule_id!r} (see 'trace-analyzer rules')")
-        if level not in LEVELS:
-            raise ConfigError(f"rule {rule_id}: level {level!r} is not one of {', '.join(LEVELS)}")
-    return dict(levels)
+        if value not in LEVELS:
+            raise ConfigError(f"rule {key}: level {level!r} is not one of {', '.join(LEVELS)}")
+        if key not in IMPLEMENTED:
+            why = NOT_CHECKABLE.get(key, "no check is registered for it")
+            raise ConfigError(f"rule {key} is never checked ({why}); its level would change nothing")
+        checked[key] = value
+    return checked
 
 
 class RulesEngine:

@@ -172,6 +172,26 @@ def ae_titles_not_blank(report: Reporter, event: Event) -> None:
                "one significant character")
 
 
+def _odd_bytes(raw: bytes) -> list[str]:
+    """The bytes an AE title may not hold (PS3.5 6.2: default repertoire, no control
+    characters, no backslash), each as it is shown: ``\\x00``, ``\\xc1``, ``\\\\``."""
+    return list(dict.fromkeys(f"\\x{b:02x}" if b != 0x5C else "\\\\" for b in raw
+                              if b < 0x20 or b >= 0x7F or b == 0x5C))
+
+
+@rule("TA-UL-002", "associate_rq", "associate_ac")
+def ae_titles_in_repertoire(report: Reporter, event: Event) -> None:
+    body = event.pdu.body
+    if len(body) < 36:
+        return
+    for name, raw in (("Called", bytes(body[4:20])), ("Calling", bytes(body[20:36]))):
+        odd = _odd_bytes(raw)
+        if odd:
+            report(f"{_pdu_name(event)} {name} AE title holds {', '.join(odd)}: an AE title is characters "
+                   "of the default repertoire without control characters or backslash (PS3.5 6.2); "
+                   "peers may compare it differently (padding with NULs, not spaces, is one such case)")
+
+
 @rule("UL-015", "associate_rq", "associate_ac")
 def ac_echoes_reserved_bytes(report: Reporter, event: Event) -> None:
     body = event.pdu.body
