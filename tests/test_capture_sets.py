@@ -49,7 +49,7 @@ def normalised(analysis: trace_analyzer.Analysis) -> dict[str, list[dict]]:
     """The tables with frames numbered over the whole capture set and the file and set names
     left out: what must be the same however the capture was cut into files."""
     tables = analysis.to_dict()
-    offsets = {c.capture: c.frame_offset for c in analysis.captures}
+    offsets = {c.capture: c.frame_offset for c in analysis.capture_summaries}
     out = {}
     for name, rows in tables.items():
         if name == "captures":
@@ -132,7 +132,7 @@ def test_split_at_every_frame_boundary_gives_the_unsplit_tables(source, every, u
     analysis = trace_analyzer.analyze([str(f) for f in files])
     whole = unsplit[source]
     assert len(analysis.capture_sets) == 1, analysis.capture_sets
-    assert [c.capture for c in analysis.captures] == [str(f) for f in sorted(files)]
+    assert [c.capture for c in analysis.capture_summaries] == [str(f) for f in sorted(files)]
     assert normalised(analysis) == normalised(whole)
     assert capture_totals(analysis) == capture_totals(whole)
     operations = analysis.rows("operations")
@@ -140,7 +140,7 @@ def test_split_at_every_frame_boundary_gives_the_unsplit_tables(source, every, u
     assert all(op["sub_operations"] == 5 and op["complete"] for op in operations)
     # Frames are numbered in their own file, which the capture column names.
     for row in analysis.rows("messages"):
-        frames = next(c.frames for c in analysis.captures if c.capture == row["capture"])
+        frames = next(c.frames for c in analysis.capture_summaries if c.capture == row["capture"])
         assert 1 <= row["frame"] <= frames
 
 
@@ -169,7 +169,7 @@ def test_pcapng_parts_and_names_that_sort_against_time(unsplit, tmp_path):
         path.rename(target)
         renamed.append(target)
     analysis = trace_analyzer.analyze(str(tmp_path))
-    assert [c.capture for c in analysis.captures] == [str(p) for p in renamed]
+    assert [c.capture for c in analysis.capture_summaries] == [str(p) for p in renamed]
     assert normalised(analysis) == normalised(unsplit[REAL])
 
 
@@ -182,7 +182,7 @@ def test_a_missing_file_is_a_reported_gap(unsplit, tmp_path):
     assert gaps, analysis.rows("problems")
     assert all(g["capture"] == str(files[3]) and g["frame"] == 1 for g in gaps)
     assert str(files[2]) in gaps[0]["detail"] and "missing" in gaps[0]["detail"]
-    assert str(gone) not in {c.capture for c in analysis.captures}
+    assert str(gone) not in {c.capture for c in analysis.capture_summaries}
     # The TCP layer sees the hole too; nothing raised, and the C-GET is still one row.
     assert any(p["code"] == "CAPTURE-HOLE" for p in analysis.rows("problems"))
     assert len(analysis.rows("operations")) == 1
@@ -196,7 +196,7 @@ def test_unrelated_files_stay_separate(unsplit, tmp_path):
     sets = analysis.capture_sets
     assert len(sets) == 3, sets
     by_set: dict[str, list[str]] = {}
-    for c in analysis.captures:
+    for c in analysis.capture_summaries:
         by_set.setdefault(c.capture_set, []).append(c.capture)
     assert sorted(map(len, by_set.values())) == [1, 1, len(parts)]
     assert len(analysis.rows("operations")) == 1 + 2 + 1

@@ -49,7 +49,7 @@ def _describe(findings) -> str:
 
 def _check_expected_rules(analysis, entry) -> None:
     findings = analysis.findings
-    frames = sum(capture.frames for capture in analysis.captures)
+    frames = sum(capture.frames for capture in analysis.capture_summaries)
     for rule in entry["expected_rules"]:
         hits = [f for f in findings if f.rule == rule]
         on_acceptor = [f for f in hits if f.peer_side == "acceptor"]

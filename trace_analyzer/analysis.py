@@ -29,7 +29,16 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .association import AssociationRecord, AssociationSession, Problem
-from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_records, sample, snap_length
+from .capture import (
+    STDIN,
+    CaptureError,
+    CaptureRecord,
+    capture_kind,
+    check_file,
+    iter_records,
+    sample,
+    snap_length,
+)
 from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
@@ -294,7 +303,7 @@ class Analysis:
         sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
         for failure in failures:
             failure.capture_set = failure.capture_set or failure.capture
-        self.captures: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
+        self.capture_summaries: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
         self.association_records: list[AssociationRecord] = [a for r in sets for a in r.associations]
         self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for r in sets for m in r.messages]
         self.other_messages: list[DimseMessage] = [m for r in sets for m in r.other_messages]
@@ -321,7 +330,7 @@ class Analysis:
     @property
     def capture_sets(self) -> list[str]:
         """The names of the capture sets, in the order analysed (by first packet time)."""
-        return list(dict.fromkeys(c.capture_set for c in self.captures))
+        return list(dict.fromkeys(c.capture_set for c in self.capture_summaries))
 
     def place(self, row: dict[str, Any], frame_columns: tuple[str, ...]) -> None:
         """Say in a row which capture set it is from, and which file and frame in it.
@@ -349,7 +358,7 @@ class Analysis:
     @property
     def errors(self) -> list[str]:
         """Captures that could not be read, one line each."""
-        return [c.error for c in self.captures if c.error]
+        return [c.error for c in self.capture_summaries if c.error]
 
     @property
     def c_gets(self) -> list[C_GET]:
@@ -407,7 +416,8 @@ class Analysis:
         raise AttributeError(name)
 
     def __repr__(self) -> str:
-        return (f"<Analysis captures={len(self.captures)} associations={len(self.association_records)} "
+        return (f"<Analysis captures={len(self.capture_summaries)} "
+                f"associations={len(self.association_records)} "
                 f"c_gets={len(self.operation_records)} problems={len(self.problem_records)}>")
 
 
@@ -566,8 +576,14 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             rules: dict[str, str] | None = None, fast_lane: bool = True, workers: int | None = None,
             scheduler: str | Any | None = None,
             on_set_done: Callable[[SetResult], None] | None = None,
-            on_file_done: Callable[[int], None] | None = None) -> Analysis:
+            on_file_done: Callable[[int], None] | None = None, errors: str | None = None) -> Analysis:
     """Analyse capture files, directories of them (recursively) and ``-`` (standard input).
+
+    ``errors="raise"`` raises for a capture that cannot be read, as pandas and scapy do
+    (:class:`FileNotFoundError`, :class:`IsADirectoryError`, :class:`PermissionError`, all of
+    them :class:`~trace_analyzer.capture.CaptureError`, which a file that is not a capture
+    raises); ``errors="collect"`` reports it in ``Analysis.errors`` and goes on with the
+    others. The default raises for one path given alone and collects for a list of them.
 
     Files that continue each other (rotated captures) are one capture set, analysed as one
     capture; sets are independent, so ``workers=N`` analyses them on N local processes and
@@ -582,8 +598,19 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
     each capture set finished; ``on_file_done(c_gets)`` of each file of a set analysed here
     (not on a worker), with the C-GETs found so far in its set.
     """
+    if errors is None:
+        errors = "raise" if isinstance(paths, (str, os.PathLike)) else "collect"
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors={errors!r}: 'raise' or 'collect'")
     found, skipped = find_inputs(paths)
     ports = tuple(ports or ())
+    bad_ports = [p for p in ports if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535]
+    if bad_ports:
+        raise ValueError(f"ports: a TCP port is 1 to 65535, not {bad_ports[0]!r}")
+    if errors == "raise":
+        for path in found:
+            if path != STDIN:
+                check_file(path)  # a missing file raises FileNotFoundError before any work
     results: dict[str, SetResult] = {}
 
     def done(result: SetResult, size: int | None) -> None:
@@ -604,7 +631,10 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             local = remote + local
         for capture_set in local:
             done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done), None)
-    return Analysis([results[s.name] for s in sets], failures, skipped)
+    analysis = Analysis([results[s.name] for s in sets], failures, skipped)
+    if errors == "raise" and analysis.errors:
+        raise CaptureError(analysis.errors[0])
+    return analysis
 
 
 class _Processes:

@@ -100,6 +100,8 @@ class AssociationRecord:
     reject: AssociateReject | None = None
     abort: Abort | None = None
     abort_sender: str | None = None
+    abort_frame: int | None = None
+    abort_time: float | None = None
     release_requested: bool = False
     released: bool = False
     mid_stream: bool = False  # the capture began after the A-ASSOCIATE
@@ -141,7 +143,8 @@ class AssociationRecord:
         if self.reject is not None:
             return "rejected"
         if self.abort is not None:
-            return "aborted"
+            # DCMTK's getscu completes the release and then sends an A-ABORT: both are said.
+            return "released, then aborted" if self.released else "aborted"
         if self.released:
             return "released"
         if self.accept is not None and self.closed_by is not None:
@@ -409,6 +412,8 @@ class AssociationSession:
         elif pdu.type == A_ABORT:
             record.abort = decode_abort(pdu.body)
             record.abort_sender = sender
+            if record.abort_frame is None:  # the first A-ABORT: the one that ended it
+                record.abort_frame, record.abort_time = pdu.frame, pdu.time
             self._notify("abort", pdu=pdu, sender=sender, abort=record.abort, frame=pdu.frame, time=pdu.time)
 
     def _cut(self, side: _Side) -> None:

@@ -34,6 +34,20 @@ class CaptureError(Exception):
     """A capture file that cannot be read at all."""
 
 
+# The OSError kinds pandas, pydicom and scapy raise for the same faults, so that
+# ``except FileNotFoundError`` works around ``trace_analyzer.analyze(path)`` as around them.
+class CaptureNotFoundError(CaptureError, FileNotFoundError):
+    """No file at the path."""
+
+
+class CaptureIsADirectoryError(CaptureError, IsADirectoryError):
+    """A directory without a capture file in it."""
+
+
+class CapturePermissionError(CaptureError, PermissionError):
+    """A file this user may not read."""
+
+
 @dataclass(frozen=True, slots=True)
 class CaptureRecord:
     frame: int  # 1-based, as in Wireshark
@@ -219,16 +233,17 @@ def _read_header(path: str, handle, first: bytes, compressed: bool) -> _CaptureF
     raise CaptureError(f"{path}: not a pcap or pcapng capture ({detail})")
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
+    """Raise the CaptureError (an OSError kind where one fits) for a path no capture can be read from."""
     if not os.path.exists(path):
-        raise CaptureError(f"{path}: no such file")
+        raise CaptureNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):
         # (a directory's captures are found by analysis.find_inputs; this one holds none)
-        raise CaptureError(f"{path}: is a directory with no pcap or pcapng capture file in it")
+        raise CaptureIsADirectoryError(f"{path}: is a directory with no pcap or pcapng capture file in it")
     if not os.path.isfile(path):
         raise CaptureError(f"{path}: not a regular file (a pipe or a device), not a capture file")
     if not os.access(path, os.R_OK):
-        raise CaptureError(f"{path}: permission denied")
+        raise CapturePermissionError(f"{path}: permission denied")
     if os.path.getsize(path) == 0:
         raise CaptureError(f"{path}: empty file")
 
@@ -570,7 +585,7 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     numbered on from each other).
     """
     if path != STDIN:
-        _check_file(path)
+        check_file(path)
     try:
         reader = _open(path)
     except (OSError, zlib.error) as exc:
@@ -599,7 +614,7 @@ def sample(path: str, count: int) -> tuple[int, list[tuple], list[tuple]]:
     each other. A plain pcap file is walked by its record headers alone (no record is copied but
     those kept), so this costs little beside the analysis; other files are read through.
     Raises CaptureError as :func:`iter_records` does; damage simply ends the walk."""
-    _check_file(path)
+    check_file(path)
     try:
         reader = _open(path)
     except (OSError, zlib.error) as exc:

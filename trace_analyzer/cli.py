@@ -503,7 +503,8 @@ def _run(args: argparse.Namespace) -> Analysis:
         analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
                            fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
                            on_set_done=progress.set_done if progress is not None else None,
-                           on_file_done=progress.file_done if progress is not None else None)
+                           on_file_done=progress.file_done if progress is not None else None,
+                           errors="collect")
     except SchedulerError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -656,7 +657,7 @@ def check_junit(analysis: Analysis, fail_on: str) -> str:
 def run_check(args: argparse.Namespace) -> int:
     analysis = _run(args)
     status = 2 if analysis.errors else 0
-    for summary in analysis.captures:
+    for summary in analysis.capture_summaries:
         if not summary.error and not summary.dicom_connections:
             print(f"trace-analyzer: {for_terminal(summary.capture)}: no DICOM traffic found (try --port)",
                   file=sys.stderr)
@@ -716,7 +717,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         path = args.output or "trace-analyzer-report.html"
         _write_html(analysis, path)
         print(f"trace-analyzer: wrote the report to {for_terminal(path)}", file=sys.stderr)
-    elif len(analysis.errors) < len(analysis.captures):
+    elif len(analysis.errors) < len(analysis.capture_summaries):
         width, rows = _terminal_limits(args)
         _emit(render_text(analysis, width, rows, args.show_all), args.output)
     return 2 if analysis.errors else 0

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 COUNTER_COLORS = {"remaining": "#7f7f7f", "completed": "#2ca02c", "failed": "#d62728", "warning": "#ff7f0e"}
 #: Colours of status categories (None: no status seen).
 CATEGORY_COLORS = {"Success": "#2ca02c", "Warning": "#ff7f0e", "Failure": "#d62728", "Cancel": "#9467bd",
-                   "Pending": "#7f7f7f", None: "#1f77b4"}
+                   "Pending": "#7f7f7f", "Incomplete": "#8c564b", None: "#1f77b4"}
 _EMPTY_COLOR = "0.45"
 
 
@@ -64,7 +64,7 @@ def _empty(ax: Axes, title: str, xlabel: str, ylabel: str, note: str) -> Axes:
 
 def _origin(analysis: Analysis) -> float | None:
     """The start of the earliest readable capture: time zero of the time plots."""
-    starts = [c.first_time for c in analysis.captures if c.first_time is not None]
+    starts = [c.first_time for c in analysis.capture_summaries if c.first_time is not None]
     return min(starts) if starts else None
 
 
@@ -79,7 +79,7 @@ TITLE_NAME = 32
 
 
 def _capture_label(analysis: Analysis, capture: str | None) -> str:
-    if capture is None or len(analysis.captures) < 2:
+    if capture is None or len(analysis.capture_summaries) < 2:
         return ""
     name = capture.replace(chr(92), "/").rsplit("/", 1)[-1]
     if len(name) > TITLE_NAME:  # shortened in the middle: the start and the rotation suffix stay
@@ -216,8 +216,8 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     key = (operation["capture_set"], operation["association"], operation["message_id"])
     responses = [row for row in tables["progress"]
                  if (row["capture_set"], row["association"], row["message_id"]) == key]
-    status = operation["status_hex"] or "no final response"
-    category = operation["status_category"]
+    status = operation["status_hex"] or operation["status_meaning"] or "no final response"
+    category = operation["status_category"] if operation["status_hex"] else None
     title = (f"{_capture_label(analysis, operation['capture'])}C-GET {operation['message_id']} "
              f"(association {operation['association']}): {status}" + (f" {category}" if category else ""))
     if not responses:
@@ -256,6 +256,18 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
             ax.annotate(f"C-CANCEL\nframe {cancel.frame}", (cancel.time - start, top * 1.1), xytext=(-4, 0),
                         textcoords="offset points", ha="right", va="top", fontsize="small",
                         color=CATEGORY_COLORS["Cancel"])
+    abort = None if record is None else next(
+        (r for r in analysis.association_records if (r.capture, r.association) == (record.capture,
+                                                                                    record.association)), None)
+    if final is None and abort is not None and abort.abort_time is not None and start is not None:
+        # The A-ABORT that ended the association: where a C-GET without a final response stopped.
+        ax.axvline(abort.abort_time - start, color=CATEGORY_COLORS["Failure"], linestyle="-.",
+                   linewidth=1.5)
+        ax.annotate(f"A-ABORT\nframe {abort.abort_frame}", (abort.abort_time - start, top * 0.75),
+                    xytext=(4, 0), textcoords="offset points", ha="left", va="top", fontsize="small",
+                    color=CATEGORY_COLORS["Failure"])
+        end = max(end, abort.abort_time - start)
+        margin = max(end * 0.3, 1e-3)
     if final is not None:
         color = CATEGORY_COLORS.get(final["status_category"], CATEGORY_COLORS[None])
         ax.axvline(final["elapsed_s"], color=color, linewidth=1.5)

@@ -106,7 +106,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-_STATUS_ORDER = ("Failure", "Cancel", "Warning", "no final response", "Success")
+_STATUS_ORDER = ("Failure", "Cancel", "Warning", "Incomplete", "no final response", "Success")
 _COMMAND_ORDER = ("C-GET-RQ", "C-GET-RSP", "C-CANCEL-RQ", "C-STORE-RQ", "C-STORE-RSP")
 _VERDICT_ORDER = ("non-conformant", "not judged", "conformant", "not exercised")
 
@@ -183,7 +183,8 @@ tr:nth-child(even) td { background: #fafbfc; }
          white-space: nowrap; }
 .b-success, .b-conformant, .b-released, .b-accepted { background: #dff3e4; color: #1b6b32; }
 .b-warning { background: #fff0d9; color: #8a4d00; }
-.b-failure, .b-non-conformant, .b-error, .b-aborted, .b-rejected { background: #fde2e1; color: #a1231d; }
+.b-failure, .b-non-conformant, .b-error, .b-aborted, .b-released-then-aborted, .b-rejected {
+  background: #fde2e1; color: #a1231d; }
 .b-cancel { background: #ece4f7; color: #5b2f91; }
 .b-info, .b-not-exercised, .b-incomplete, .b-pending { background: #e8edf3; color: #3d4b5c; }
 img.plot { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; margin: 6px 0; }
@@ -289,7 +290,7 @@ def _summary_html(analysis: Analysis) -> str:
     data = summary(analysis)
     cards = [
         ("Captures", len(data["captures"]), ", ".join(  # the names as given, escaped here
-            _esc(c.capture.replace("\\", "/").rsplit("/", 1)[-1]) for c in analysis.captures)),
+            _esc(c.capture.replace("\\", "/").rsplit("/", 1)[-1]) for c in analysis.capture_summaries)),
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
         ("DIMSE messages", data["messages"], _detail(data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
@@ -316,7 +317,7 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
     """The whole report as one self-contained HTML document."""
     from . import __version__
 
-    names = [c.capture.replace("\\", "/").rsplit("/", 1)[-1] for c in analysis.captures]
+    names = [c.capture.replace("\\", "/").rsplit("/", 1)[-1] for c in analysis.capture_summaries]
     title = title or ("C-GET trace analysis: " + ", ".join(names) if names else "C-GET trace analysis")
     images = _plots(analysis)
 
@@ -342,8 +343,8 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
         "findings": f'<p class="note">{findings_note}</p>' + images["findings"] + table("violations"),
         "operations": table("operations"),
         "progress": '<p class="note">Counters from each C-GET response: completed, warning and failed '
-                    "stacked, remaining on top; the C-CANCEL and the final response are marked with their "
-                    "frames.</p>" + images["progress"],
+                    "stacked, remaining on top; the C-CANCEL, an A-ABORT and the final response are "
+                    "marked with their frames.</p>" + images["progress"],
         "statuses": images["statuses"] + table("statuses"),
         "offending-elements": table("offending_elements"),
         "sub-operations": table("sub_operations"),

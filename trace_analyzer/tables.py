@@ -307,8 +307,23 @@ def _finding_counts(analysis: Analysis) -> dict[tuple, dict[str, int]]:
     return counts
 
 
+def incomplete_reason(record: Any) -> str:
+    """Why a C-GET of this association has no final response: what ended the association
+    (an A-ABORT, a release, a closed connection) or the capture's end."""
+    if record is None:
+        return "capture ended"
+    if record.abort is not None:
+        return "aborted" if record.abort_frame is None else f"aborted (A-ABORT in frame {record.abort_frame})"
+    if record.released or record.release_requested:
+        return "released"
+    if record.closed_by is not None:
+        return "connection closed"
+    return "capture ended"
+
+
 def _operations(analysis: Analysis) -> Iterator[dict]:
     finding_counts = _finding_counts(analysis)
+    records = {(r.capture, r.association): r for r in analysis.association_records}
     for operation in analysis.operation_records:
         found = finding_counts.get((operation.capture, operation.association, operation.message_id), {})
         request, final = operation.request, operation.final
@@ -334,8 +349,12 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "request_frame": request.frame if request else None,
             "request_time": request.time if request else None,
             "final_status": status, "status_hex": status_hex(status) if status is not None else None,
-            "status_category": status_category(status) if status is not None else None,
-            "status_meaning": status_meaning("C-GET", status) if status is not None else None,
+            # Never null: a filter on it meets every C-GET (one without a final response is
+            # Incomplete, and its meaning says what ended it).
+            "status_category": status_category(status) if status is not None else "Incomplete",
+            "status_meaning": status_meaning("C-GET", status) if status is not None else
+            "no final response: " + incomplete_reason(records.get((operation.capture,
+                                                                   operation.association))),
             # The final response's counters: a C-GET without one has no final counters (the
             # last Pending response's are its last progress row).
             "remaining": _int(final.NumberOfRemainingSuboperations) if final else None,
@@ -416,8 +435,10 @@ def _sub_row(operation_capture: str, association: int, sub: SubOperation,
         "request_time": request.time if request else None,
         "response_frame": response.frame if response else None,
         "status": status, "status_hex": status_hex(status) if status is not None else None,
-        "status_category": status_category(status) if status is not None else None,
-        "status_meaning": status_meaning("C-STORE", status) if status is not None else None,
+        "status_category": status_category(status) if status is not None else (
+            "Incomplete" if response is None else None),
+        "status_meaning": status_meaning("C-STORE", status) if status is not None else (
+            "no response" if response is None else None),
         "dataset_bytes": request.data_set_length if request else None,
         "latency_s": _elapsed(response.time if response else None, request.time if request else None),
         "ambiguous": sub.ambiguous,
@@ -513,7 +534,7 @@ _MESSAGE_COLUMNS = ("capture", "association", "frame", "time", "sender", "contex
 
 def _messages(analysis: Analysis) -> Iterator[dict]:
     order: dict[str, int] = {}
-    for summary in analysis.captures:  # messages carry their capture set's name
+    for summary in analysis.capture_summaries:  # messages carry their capture set's name
         order.setdefault(summary.capture_set or summary.capture, len(order))
     items = []
     for message in analysis.primitives:
@@ -665,7 +686,7 @@ def _problems(analysis: Analysis) -> Iterator[dict]:
 
 
 def _captures(analysis: Analysis) -> Iterator[dict]:
-    for summary in analysis.captures:
+    for summary in analysis.capture_summaries:
         yield {"capture": summary.capture, "frames": summary.frames, "bytes": summary.bytes,
                "tcp_frames": summary.tcp_frames, "skipped_frames": sum(summary.skipped_frames.values()),
                "connections": summary.connections, "dicom_connections": summary.dicom_connections,
