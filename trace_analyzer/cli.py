@@ -94,8 +94,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="trace-analyzer",
                      description="Rebuild and check DICOM C-GET exchanges from pcap/pcapng captures.")
+    parser.add_argument("--version", action="version", version=f"trace-analyzer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("analyze", help="decode every C-GET exchange in the captures")
     run.add_argument("captures", nargs="+", metavar="CAPTURE", help=_CAPTURE_HELP)
@@ -129,8 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="also write JUnit XML: a test case per peer and rule (GitLab, Jenkins, GitHub)")
     _rule_options(check)
 
-    commands.add_parser("rules", help="list the conformance rules: ID, severity, checked or not, "
-                                      "section, title")
+    rules = commands.add_parser("rules", help="list the conformance rules (ID, severity, section, title), "
+                                              "or explain one: trace-analyzer rules GET-RSP-008")
+    rules.add_argument("rule_id", nargs="?", metavar="ID", help="the rule to explain (any case)")
     return parser
 
 
@@ -310,8 +314,9 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str], width: int 
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     kept = list(range(len(columns)))
     if width is not None:
-        if max_cell is not None:  # a long text wraps in a column of readable width
-            widths = [max(min(w, max_cell), len(c)) for w, c in zip(widths, columns, strict=True)]
+        if max_cell is not None:  # a long text wraps in a column of readable width; the last takes the rest
+            widths = [w if i == len(columns) - 1 else max(min(w, max_cell), len(c))
+                      for i, (w, c) in enumerate(zip(widths, columns, strict=True))]
         widths, kept = _fit(columns, widths, width, drop_first)
     numeric = [all(_is_number(row.get(c)) for row in shown) for c in columns]
 
@@ -395,6 +400,8 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
         out.extend(wrapped[1:])
     for name, columns in TERMINAL_COLUMNS.items():
         rows = analysis.rows(name)
+        if name == "contexts":  # accepted first: a row limit never hides them behind refusals
+            rows.sort(key=lambda row: row["result"] != 0)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
         if name == "messages" and not show_all and not (analysis.other_messages or analysis.unlinked_stores):
@@ -482,9 +489,20 @@ def _write_html(analysis: Analysis, path: str) -> None:
 
 def _emit(text: str, path: str | None) -> None:
     if path is None:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head` has read what it wanted: not an error
+            _quiet_stdout()
         return
     write_text(path, text)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run(args: argparse.Namespace) -> Analysis:
@@ -676,22 +694,106 @@ def run_check(args: argparse.Namespace) -> int:
     return status
 
 
-def run_rules(args: argparse.Namespace) -> int:
-    from .rules import CATALOG, IMPLEMENTED, NOT_CHECKABLE, load_families
+def _checked(rule_id: str) -> str:
+    from .rules import IMPLEMENTED, NOT_CHECKABLE
+
+    if rule_id in IMPLEMENTED:
+        return "yes"
+    return "no: " + NOT_CHECKABLE[rule_id] if rule_id in NOT_CHECKABLE else "not yet"
+
+
+def rule_examples() -> dict[str, dict[str, Any]]:
+    """Per rule, a finding it made in a bundled sample capture (scripts/rule_examples.py)."""
+    from importlib import resources
+
+    try:
+        data = resources.files("trace_analyzer.rules").joinpath("examples.json").read_text("utf-8")
+        return json.loads(data)
+    except (OSError, ValueError):
+        return {}
+
+
+#: What each pipeline event is, in words, for "judged on" in ``trace-analyzer rules ID``.
+_EVENT_WORDS = {
+    "pdu": "every PDU", "pdu_cut": "a PDU cut short", "associate_rq": "the A-ASSOCIATE-RQ",
+    "associate_ac": "the A-ASSOCIATE-AC", "associate_rj": "the A-ASSOCIATE-RJ",
+    "release_rq": "the A-RELEASE-RQ", "release_rp": "the A-RELEASE-RP", "abort": "an A-ABORT",
+    "p_data": "every P-DATA-TF PDU and its PDVs", "p_data_run": "bulk P-DATA-TF PDUs",
+    "problem": "a decoding fault", "message": "every DIMSE message", "c_get_rq": "each C-GET-RQ",
+    "c_get_rsp": "each C-GET-RSP", "c_cancel": "each C-CANCEL-RQ", "c_store_rq": "each C-STORE-RQ",
+    "c_store_rsp": "each C-STORE-RSP", "operation_final": "a C-GET's final response",
+    "association_end": "the end of the association",
+}
+
+
+def render_rule(rule_id: str, width: int | None) -> str:
+    """One rule as ``ruff rule`` explains one: title, severity, section, what it checks, an example."""
+    from .rules import CATALOG, IMPLEMENTED
+
+    info = CATALOG[rule_id]
+    out = [*_wrapped(for_terminal(f"{info.id}: {info.title}"), "", width), ""]
+    fields = [("Severity", f"{info.severity} (change it with --rule {info.id}=LEVEL or in {CONFIG_FILE})"),
+              ("Section", info.section), ("Checked", _checked(rule_id))]
+    events = list(dict.fromkeys(IMPLEMENTED.get(rule_id, ())))
+    if events:
+        judged = ", ".join(_EVENT_WORDS.get(e, e) for e in events)
+        fields.append(("What it checks", f"judged on {judged}: a finding is made where the condition "
+                       "above holds, naming the peer at fault, the frame and what was seen"))
+    example = rule_examples().get(rule_id)
+    if example is not None:
+        fields.append(("Example", f"{example['capture']} frame {example['frame']}, {example['peer']}: "
+                                  f"{example['detail']}"))
+    else:
+        fields.append(("Example", "none of the bundled sample captures breaks it (tests/rules/ builds one)"))
+    for label, text in fields:
+        out.extend(_wrapped(for_terminal(f"{label}: {text}"), "", width))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def rules_markdown() -> str:
+    """The catalog as docs/rules.md gives it (scripts/rule_examples.py writes that file)."""
+    from .rules import CATALOG, load_families
 
     load_families()
+    lines = ["# Conformance rules", "",
+             "The rules `trace-analyzer check` judges, as `trace-analyzer rules` lists them (this file is",
+             "written by `scripts/rule_examples.py`; `trace-analyzer rules ID` explains one, with an",
+             "example). IDs other than `TA-` come from the C-GET conformance catalog,",
+             "[cget-rules.md](cget-rules.md) section 5; `TA-` rules are the project's own.", "",
+             "| rule | severity | checked | section | condition flagged |", "|---|---|---|---|---|"]
+    for info in CATALOG.values():
+        cells = [info.id, info.severity, _checked(info.id), info.section, info.title]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    from .rules import CATALOG, load_families
+
+    load_families()
+    width = _text_width(args)
+    if args.rule_id is not None:
+        rule_id = args.rule_id.strip().upper()
+        if rule_id not in CATALOG:
+            raise UsageError(f"unknown rule {args.rule_id!r} (trace-analyzer rules lists them)")
+        _emit(render_rule(rule_id, width), None)
+        return 0
     rows = []
     for info in CATALOG.values():
-        if info.id in IMPLEMENTED:
-            checked = "yes"
-        elif info.id in NOT_CHECKABLE:
-            checked = "no: " + NOT_CHECKABLE[info.id]
-        else:
-            checked = "not yet"
-        rows.append({"rule": info.id, "severity": info.severity, "checked": checked,
-                     "section": info.section, "title": info.title})
-    sys.stdout.write(format_table(rows, ("rule", "severity", "checked", "section", "title")) + "\n")
+        checked = _checked(info.id)
+        title = info.title if checked == "yes" else f"{info.title} [{checked}]"
+        rows.append({"rule": info.id, "severity": info.severity, "section": info.section, "title": title})
+    _emit(format_table(rows, ("rule", "severity", "section", "title"), width, None, 28) + "\n", None)
     return 0
+
+
+def _text_width(args: argparse.Namespace) -> int | None:
+    """A terminal's width (or COLUMNS when set); None for a file or a pipe: nothing is wrapped."""
+    to_terminal = getattr(args, "output", None) is None and sys.stdout.isatty()
+    if to_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return shutil.get_terminal_size((100, 24)).columns
+    return None
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -726,15 +828,17 @@ def run_analyze(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if args.command == "analyze":
-            return run_analyze(args)
-        if args.command == "check":
-            return run_check(args)
-        if args.command == "rules":
-            return run_rules(args)
+        run = {"analyze": run_analyze, "check": run_check, "rules": run_rules}.get(args.command)
+        if run is not None:
+            status = run(args)
+            sys.stdout.flush()  # here, where a reader that closed the pipe is caught
+            return status
     except (UsageError, OutputError) as exc:
         print(f"trace-analyzer: {for_terminal(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except OSError as exc:
         print(f"trace-analyzer: {for_terminal(exc.filename or '')}: {for_terminal(exc.strerror or exc)}",
               file=sys.stderr)
@@ -742,6 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
 
 
 if __name__ == "__main__":

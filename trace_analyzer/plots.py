@@ -184,6 +184,20 @@ def _select(rows: list[dict], message_id: int | None, association: int | None,
             and (capture is None or capture in (row["capture"], row["capture_set"]))]
 
 
+def _no_such_c_get(operations: list[dict], message_id: int | None, association: int | None,
+                   capture: str | None) -> str:
+    """Why a selection found nothing, with the C-GETs there are to choose from."""
+    wanted = ", ".join(f"{name}={value!r}" for name, value in
+                       (("message_id", message_id), ("association", association), ("capture", capture))
+                       if value is not None)
+    if not operations:
+        return f"no C-GET matches {wanted}: this analysis holds no C-GET"
+    there = "; ".join(f"message_id={o['message_id']} (association {o['association']}, {o['capture']})"
+                      for o in operations[:20])
+    more = f"; and {len(operations) - 20} more" if len(operations) > 20 else ""
+    return f"no C-GET matches {wanted}; the C-GETs are: {there}{more}"
+
+
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
                   capture: str | None = None, ax: Axes | None = None, legend: bool = True,
                   tables: dict[str, list[dict]] | None = None) -> Axes:
@@ -193,8 +207,10 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     when several share it); with none given, the analysis must hold exactly one
     C-GET. Remaining, completed, failed and warning are drawn as steps against
     the seconds since the C-GET-RQ; a C-CANCEL-RQ and the final response are
-    marked with their frame numbers. A selection that matches no C-GET gives an
-    empty plot; one that matches several raises ValueError naming them.
+    marked with their frame numbers, and an A-ABORT that ended a C-GET without a final
+    response. A selection that matches no C-GET raises ValueError listing the C-GETs there
+    are; one that matches several raises ValueError naming them. An analysis without any
+    C-GET, with nothing selected, gives an empty plot.
     ``tables`` (``"operations"`` and ``"progress"`` rows) saves building them again
     when many C-GETs are drawn.
     """
@@ -202,10 +218,10 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     tables = tables or {name: analysis.rows(name) for name in ("operations", "progress")}
     operations = _select(tables["operations"], message_id, association, capture)
     xlabel, ylabel = "seconds since the C-GET request", "sub-operations"
+    if not operations and (message_id, association, capture) != (None, None, None):
+        raise ValueError(_no_such_c_get(tables["operations"], message_id, association, capture))
     if not operations:
-        wanted = "" if message_id is None else f" with Message ID {message_id}"
-        return _empty(ax, "C-GET sub-operation progress", xlabel, ylabel,
-                      f"No C-GET{wanted} in this analysis")
+        return _empty(ax, "C-GET sub-operation progress", xlabel, ylabel, "No C-GET in this analysis")
     if len(operations) > 1:
         choices = ", ".join(f"(association={o['association']}, message_id={o['message_id']})"
                             for o in operations[:8])
@@ -256,9 +272,8 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
             ax.annotate(f"C-CANCEL\nframe {cancel.frame}", (cancel.time - start, top * 1.1), xytext=(-4, 0),
                         textcoords="offset points", ha="right", va="top", fontsize="small",
                         color=CATEGORY_COLORS["Cancel"])
-    abort = None if record is None else next(
-        (r for r in analysis.association_records if (r.capture, r.association) == (record.capture,
-                                                                                    record.association)), None)
+    owner = None if record is None else (record.capture, record.association)
+    abort = next((r for r in analysis.association_records if (r.capture, r.association) == owner), None)
     if final is None and abort is not None and abort.abort_time is not None and start is not None:
         # The A-ABORT that ended the association: where a C-GET without a final response stopped.
         ax.axvline(abort.abort_time - start, color=CATEGORY_COLORS["Failure"], linestyle="-.",

@@ -25,6 +25,7 @@ from pydicom import config as pydicom_config
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from . import config
@@ -349,6 +350,11 @@ class _TracedPrimitive:
             return
         if element.vr == "UI" and isinstance(value, str):
             value = _make_uid(value) if value else None
+        elif element.vr == "AT":  # tags as pydicom Tags: equal to their int, printed (gggg,eeee)
+            if isinstance(value, int):
+                value = Tag(value)
+            elif isinstance(value, (list, tuple)):
+                value = [Tag(v) if isinstance(v, int) else v for v in value]
         try:
             setattr(self, keyword, value)
         except (TypeError, ValueError) as exc:
