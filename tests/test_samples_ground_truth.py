@@ -87,7 +87,8 @@ def test_c_gets_match_what_the_scu_received(analyses, name):
                 # C-STORE-RQ it sent is a sub-operation, the cut one too (pynetdicom never
                 # delivered that one to its application).
                 sent = [m for m in entry["scp_view"][0]["sent"] if m["message"] == "C-STORE-RQ"]
-                assert mine["final_status"] is None and mine["status_category"] is None
+                assert mine["final_status"] is None and mine["status_category"] == "Incomplete"
+                assert mine["status_meaning"] == "no final response: connection closed"
                 assert mine["pending_responses"] == truth["pending_responses"]
                 assert mine["sub_operations"] == len(sent) and mine["sub_operations_unanswered"] == 1
                 continue

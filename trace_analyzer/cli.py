@@ -528,7 +528,8 @@ def _run(args: argparse.Namespace) -> Analysis:
     finally:
         if progress is not None:
             progress.close()
-    analysis.configuration = config
+    # Named in the JSON, the summary and the report only when a file was read.
+    analysis.configuration = config if config.path is not None else None
     analysis.rule_levels = levels
     for path in analysis.skipped:
         print(f"trace-analyzer: {path}: skipped (not a pcap or pcapng capture)", file=sys.stderr)
@@ -571,8 +572,9 @@ def _wrapped(text: str, indent: str, width: int | None) -> list[str]:
         return [indent + text]
     import textwrap
 
-    return textwrap.wrap(text, max(width - len(indent), 20), initial_indent=indent,
-                         subsequent_indent=indent, break_on_hyphens=False) or [indent]
+    # A word longer than a line (a file name) is kept whole: it can be copied and searched for.
+    return textwrap.wrap(text, max(width, len(indent) + 20), initial_indent=indent,
+                         subsequent_indent=indent, break_on_hyphens=False, break_long_words=False) or [indent]
 
 
 def render_check(analysis: Analysis, verbose: bool = False, width: int | None = None) -> str:
@@ -675,9 +677,13 @@ def check_junit(analysis: Analysis, fail_on: str) -> str:
 def run_check(args: argparse.Namespace) -> int:
     analysis = _run(args)
     status = 2 if analysis.errors else 0
+    dicom: dict[str, int] = {}  # per capture set: a connection counts in the file it began in
     for summary in analysis.capture_summaries:
-        if not summary.error and not summary.dicom_connections:
-            print(f"trace-analyzer: {for_terminal(summary.capture)}: no DICOM traffic found (try --port)",
+        if not summary.error:
+            dicom[summary.capture_set] = dicom.get(summary.capture_set, 0) + summary.dicom_connections
+    for name, connections in dicom.items():
+        if not connections:
+            print(f"trace-analyzer: {for_terminal(name)}: no DICOM traffic found (try --port)",
                   file=sys.stderr)
             status = 2
     if status == 0:
@@ -688,9 +694,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.format == "json":
         _emit(json.dumps(check_json(analysis, args.fail_on, status), allow_nan=False) + "\n", args.output)
     else:
-        to_terminal = args.output is None and sys.stdout.isatty()
-        width = shutil.get_terminal_size((100, 24)).columns if to_terminal else None
-        _emit(render_check(analysis, args.verbose, width), args.output)
+        _emit(render_check(analysis, args.verbose, _text_width(args)), args.output)
     return status
 
 

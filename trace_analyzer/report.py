@@ -130,8 +130,9 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
         if row["error"]:
             capture_texts.append(f"{row['capture']} (unreadable: {row['error']})")
         else:
+            span = (f", {row['first_time_utc']} to {row['last_time_utc']}" if row["first_time_utc"] else "")
             capture_texts.append(f"{row['capture']} ({row['frames']} frames, {row['tcp_frames']} TCP, "
-                                 f"{row['dicom_connections']} DICOM connection(s))")
+                                 f"{row['dicom_connections']} DICOM connection(s){span})")
     lines = [
         ("captures", f"{len(data['captures'])}: " + "; ".join(capture_texts) if capture_texts else "0"),
         ("associations", _counted(data["associations"], data["associations_by_outcome"])),
