@@ -411,3 +411,25 @@ def test_the_console_script_is_beside_the_interpreter():
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/")})
     assert result.returncode == 0 and "trace-analyzer" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["interleaved_two_associations.pcap", "pynetdicom_cancel.pcap",
+                                  "fault_oversized_pdu_cut.pcap", "dcmtk_to_dcmtk_success.pcap"])
+def test_notebook_picks_the_first_unsuccessful_c_get_itself(name):
+    # The progress cell of notebook 01, as committed, run on other captures (CAPTURE changed).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    notebook = json.loads((ROOT / "notebooks" / "01_capture_tour.ipynb").read_text(encoding="utf-8"))
+    cell = next("".join(c["source"]) for c in notebook["cells"]
+                if c["cell_type"] == "code" and "plot_progress" in "".join(c["source"]))
+    analysis = trace_analyzer.analyze(str(SAMPLES / name))
+    namespace = {"analysis": analysis, "plots": plots, "pd": pandas, "plt": plt}
+    exec(cell, namespace)
+    ops = analysis.operations
+    unsuccessful = ops[ops.status_category != "Success"]
+    expected = (unsuccessful if len(unsuccessful) else ops).iloc[0]
+    assert f"C-GET {expected.message_id} (association {expected.association})" in namespace["ax"].get_title()
+    plt.close("all")
