@@ -416,7 +416,7 @@ _OWN_RULES = (
      'An established association ended by closing the TCP connection (FIN or RST) without a completed A-RELEASE or an A-ABORT',
      'PS3.8 7.2, 9.1.4'),
     ('TA-UL-002', 'error',
-     'Called or Calling AE title in an A-ASSOCIATE-RQ or AC holds a control character (NUL among them), a backslash or a byte outside the default character repertoire',
+     'Called or Calling AE title in an A-ASSOCIATE-RQ holds a control character (NUL among them), a backslash or a byte outside the default character repertoire',
      'PS3.5 6.2 (AE), 6.1.2.1; PS3.8 9.3.2'),
 )
 

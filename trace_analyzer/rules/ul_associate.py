@@ -179,8 +179,9 @@ def _odd_bytes(raw: bytes) -> list[str]:
                               if b < 0x20 or b >= 0x7F or b == 0x5C))
 
 
-@rule("TA-UL-002", "associate_rq", "associate_ac")
+@rule("TA-UL-002", "associate_rq")
 def ae_titles_in_repertoire(report: Reporter, event: Event) -> None:
+    # The requestor chose both titles; an AC only echoes them (UL-015 judges the echo).
     body = event.pdu.body
     if len(body) < 36:
         return
