@@ -243,6 +243,7 @@ def test_released_then_aborted_and_the_abort_marked(tmp_path):
     _aborted(tmp_path / "both.pcap", release_first=True)
     analysis = trace_analyzer.analyze(tmp_path / "both.pcap")
     assert analysis.associations.outcome.tolist() == ["released, then aborted"]
+    assert analysis.associations.abort_frame.tolist() == [analysis.captures.frames[0]]
     assert "1 released, then aborted" in run("analyze", tmp_path / "both.pcap").stdout
     last = analysis.captures.frames[0]  # the A-ABORT is the capture's last frame
     assert analysis.operations.status_meaning[0] == f"no final response: aborted (A-ABORT in frame {last})"

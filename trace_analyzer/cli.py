@@ -572,9 +572,9 @@ def _wrapped(text: str, indent: str, width: int | None) -> list[str]:
         return [indent + text]
     import textwrap
 
-    # A word longer than a line (a file name) is kept whole: it can be copied and searched for.
+    # Lines break at spaces only; a word (a file name) is split only when longer than a line.
     return textwrap.wrap(text, max(width, len(indent) + 20), initial_indent=indent,
-                         subsequent_indent=indent, break_on_hyphens=False, break_long_words=False) or [indent]
+                         subsequent_indent=indent, break_on_hyphens=False) or [indent]
 
 
 def render_check(analysis: Analysis, verbose: bool = False, width: int | None = None) -> str:

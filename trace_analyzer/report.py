@@ -63,7 +63,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "associations": ("association", "client", "server", "calling_ae", "called_ae",
                      "requestor_implementation_version", "acceptor_implementation_version",
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame",
-                     "start_time_utc", "reject", "abort"),
+                     "start_time_utc", "reject", "abort", "abort_frame"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
                  "transfer_syntax_name", "requestor_may", "acceptor_may"),
     "progress": ("association", "message_id", "frame", "elapsed_s", "status_hex", "status_category",

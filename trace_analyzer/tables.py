@@ -40,6 +40,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "start_time": "float", "end_time": "float", "first_frame": "int", "last_frame": "int",
         "application_context": "str", "contexts_proposed": "int", "contexts_accepted": "int",
         "async_window": "str", "user_identity": "str", "reject": "str", "abort": "str",
+        "abort_frame": "int",
         "release_requested": "bool", "mid_stream": "bool", "pdus": "int", "messages": "int",
     },
     "contexts": {
@@ -188,6 +189,7 @@ def _associations(analysis: Analysis) -> Iterator[dict]:
             "reject": record.reject.text if record.reject else None,
             "abort": (f"{record.abort.text} (from the {record.abort_sender or 'unknown side'})"
                       if record.abort else None),
+            "abort_frame": record.abort_frame,
             "release_requested": record.release_requested, "mid_stream": record.mid_stream,
             "pdus": record.pdus, "messages": record.messages,
         }
