@@ -374,7 +374,7 @@ def format_blocks(name: str, rows: list[dict[str, Any]], width: int | None,
     ``width``, whole without it)."""
     out = []
     for row in rows if max_rows is None else rows[:max_rows]:
-        out.extend(_wrapped(for_terminal(BLOCK_TABLES[name](row)), "", width))
+        out.extend(_wrapped(for_terminal(BLOCK_TABLES[name](row)), "", width, "  "))
         out.extend(_wrapped(for_terminal(row["detail"] or ""), "    ", width))
     if max_rows is not None and len(rows) > max_rows:
         out.append(f"… {len(rows) - max_rows} more (--all shows them)")
@@ -566,15 +566,16 @@ def _where(items: list[dict[str, Any]], limit: int | None) -> str:
     return "; ".join(parts) + more
 
 
-def _wrapped(text: str, indent: str, width: int | None) -> list[str]:
-    """A person's reading text on a terminal: wrapped to its width, never cut."""
+def _wrapped(text: str, indent: str, width: int | None, hang: str = "") -> list[str]:
+    """A person's reading text on a terminal: wrapped to its width, never cut; lines after
+    the first indented by ``hang`` more (a heading's continuation is not a new heading)."""
     if width is None:
         return [indent + text]
     import textwrap
 
     # Lines break at spaces only; a word (a file name) is split only when longer than a line.
     return textwrap.wrap(text, max(width, len(indent) + 20), initial_indent=indent,
-                         subsequent_indent=indent, break_on_hyphens=False) or [indent]
+                         subsequent_indent=indent + hang, break_on_hyphens=False) or [indent]
 
 
 def render_check(analysis: Analysis, verbose: bool = False, width: int | None = None) -> str:
@@ -585,7 +586,7 @@ def render_check(analysis: Analysis, verbose: bool = False, width: int | None = 
     config = analysis.configuration
     if config is not None and config.announcement() is not None:
         out.extend(_wrapped(for_terminal(config.announcement()[0].upper() + config.announcement()[1:]), "",
-                            width))
+                            width, "    "))
         out.append("")
     results = check_results(analysis)
     if not results:
@@ -594,14 +595,15 @@ def render_check(analysis: Analysis, verbose: bool = False, width: int | None = 
         implementation = peer["implementation_version"] or peer["implementation_class_uid"] or "unknown"
         out.extend(_wrapped(for_terminal(
             f"{peer['peer']} ({implementation}; {peer['roles']}): {peer['verdict'].upper()}"
-            f" - {peer['errors']} error(s), {peer['warnings']} warning(s)"), "", width))
+            f" - {peer['errors']} error(s), {peer['warnings']} warning(s)"), "", width, "    "))
         grouped: dict[str, list[dict]] = {}
         for finding in findings:
             grouped.setdefault(finding["rule"], []).append(finding)
         for rule_id, items in sorted(grouped.items()):
             first = items[0]
             out.extend(_wrapped(for_terminal(f"{rule_id} [{first['severity']}] {first['section']} - "
-                                             f"{len(items)} finding(s): {first['title']}"), "  ", width))
+                                             f"{len(items)} finding(s): {first['title']}"), "  ", width,
+                                "  "))
             if verbose:
                 for item in items:
                     out.extend(_wrapped(for_terminal(f"{_where([item], None)}: {item['detail']}"),
