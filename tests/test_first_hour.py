@@ -59,11 +59,11 @@ def _words(text: str) -> str:
 
 def test_written_to_a_file_or_a_pipe_nothing_is_cut(tmp_path):
     out = tmp_path / "x.txt"
-    assert run("analyze", WARNING_SUBOPS, "--output", out).returncode == 0
+    assert run("analyze", WARNING_SUBOPS, "--output", out, columns=100).returncode == 0  # COLUMNS set too
     piped = run("analyze", WARNING_SUBOPS).stdout
     data = json.loads(run("analyze", WARNING_SUBOPS, "--format", "json").stdout)
     for text in (out.read_text(), piped):
-        assert "…" not in text
+        assert "…" not in text and "more column(s)" not in text
         for meaning in {row["meaning"] for row in data["statuses"]}:
             assert meaning in text  # longer than the old 48-character cells
         for finding in data["violations"]:

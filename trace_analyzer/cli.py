@@ -423,10 +423,8 @@ def _terminal_limits(args: argparse.Namespace) -> tuple[int | None, int | None]:
     set), no limit when writing to a file or a pipe, none at all with --all."""
     if args.show_all:
         return None, None
-    to_terminal = args.output is None and sys.stdout.isatty()
-    if to_terminal or os.environ.get("COLUMNS", "").isdigit():
-        return shutil.get_terminal_size((100, 24)).columns, TERMINAL_ROWS
-    return None, None
+    width = _text_width(args)
+    return (width, TERMINAL_ROWS) if width is not None else (None, None)
 
 
 def _write_csv(analysis: Analysis, folder: str) -> None:
@@ -795,9 +793,11 @@ def run_rules(args: argparse.Namespace) -> int:
 
 
 def _text_width(args: argparse.Namespace) -> int | None:
-    """A terminal's width (or COLUMNS when set); None for a file or a pipe: nothing is wrapped."""
-    to_terminal = getattr(args, "output", None) is None and sys.stdout.isatty()
-    if to_terminal or os.environ.get("COLUMNS", "").isdigit():
+    """A terminal's width (or COLUMNS when set, for standard output); None for --output FILE or
+    a pipe: nothing is wrapped or left out."""
+    if getattr(args, "output", None) is not None:
+        return None
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
         return shutil.get_terminal_size((100, 24)).columns
     return None
 
