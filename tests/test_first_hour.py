@@ -434,3 +434,34 @@ def test_notebook_picks_the_first_unsuccessful_c_get_itself(name):
     expected = (unsuccessful if len(unsuccessful) else ops).iloc[0]
     assert f"C-GET {expected.message_id} (association {expected.association})" in namespace["ax"].get_title()
     plt.close("all")
+
+
+def test_on_a_real_terminal_of_100_columns():
+    # A pseudo-terminal of 100 columns, COLUMNS unset: the width comes from the terminal itself.
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen([*CLI, "check", str(ERROR_COMMENT), "--quiet"], stdout=slave, stderr=slave,
+                               env=environment)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert process.wait(timeout=120) == 1
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100 and len(lines) > 3
+    detail = trace_analyzer.analyze(str(ERROR_COMMENT)).violations.detail.iloc[1]
+    assert _words(detail) in _words(text)
