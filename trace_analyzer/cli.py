@@ -745,10 +745,12 @@ def render_rule(rule_id: str, width: int | None) -> str:
                        "above holds, naming the peer at fault, the frame and what was seen"))
     example = rule_examples().get(rule_id)
     if example is not None:
-        fields.append(("Example", f"{example['capture']} frame {example['frame']}, {example['peer']}: "
+        where = (example["capture"] if "capture" in example else
+                 f"the conversation {example['test']} builds,")
+        fields.append(("Example", f"{where} frame {example['frame']}, {example['peer']}: "
                                   f"{example['detail']}"))
     else:
-        fields.append(("Example", "none of the bundled sample captures breaks it (tests/rules/ builds one)"))
+        fields.append(("Example", "none of the bundled sample captures or rule tests breaks it"))
     for label, text in fields:
         out.extend(_wrapped(for_terminal(f"{label}: {text}"), "", width))
         out.append("")
