@@ -17,6 +17,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
 from .commandset import COMMAND_NAMES
+from .limits import DEFAULT as DEFAULT_LIMITS
 from .operations import Operation, SubOperation
 from .pdu_items import USER_IDENTITY_TYPES
 from .primitives import C_GET
@@ -237,7 +238,9 @@ _ROLE_NAMES = {(True, True): "SCU and SCP", (True, False): "SCU", (False, True):
                (False, False): "neither"}
 
 
-def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
+def identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
+    """(Query/Retrieve Level, the identifier as ``keyword=value; ...``) as the operations table
+    shows them."""
     if request is None:
         return None, None
     dataset = request.identifier_dataset
@@ -283,13 +286,15 @@ def _linking(operation: Operation) -> dict:
     Message ID were taken as its own), with the reason."""
     detail = None
     if operation.misnumbered:
-        named = sorted({str(r.MessageIDBeingRespondedTo) for r in operation.misnumbered})
+        named = sorted({_str(r.MessageIDBeingRespondedTo) or "absent" for r in operation.misnumbered})
         linking = "misnumbered"
         detail = (f"{len(operation.misnumbered)} response(s) named Message ID {', '.join(named)}; "
                   f"taken as this C-GET's, the only one outstanding")
     elif operation.unmatched_among:
         linking = "ambiguous"
-        detail = (f"no C-GET-RQ had Message ID {operation.message_id}; its responses may answer C-GET "
+        named = (f"Message ID {operation.message_id}" if operation.message_id >= 0
+                 else "the Message ID its responses name (absent or unreadable)")
+        detail = (f"no C-GET-RQ had {named}; its responses may answer C-GET "
                   f"{', '.join(str(m) for m in operation.unmatched_among)}, outstanding at the time")
     else:
         linking = "ambiguous" if operation.overlapped else "unambiguous"
@@ -313,7 +318,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
         request, final = operation.request, operation.final
         last = final or (operation.responses[-1] if operation.responses else None)
         sop_class = request.AffectedSOPClassUID if request else (last.AffectedSOPClassUID if last else None)
-        level, identifier = _identifier_summary(request)
+        level, identifier = identifier_summary(request)
         status = _int(final.Status) if final else None
         counts = _sub_counts(operation)
         start = request.time if request else (operation.responses[0].time if operation.responses else None)
@@ -685,11 +690,12 @@ def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     columns = COLUMNS[name]
     texts = [column for column, kind in columns.items() if kind == "str"]
     frames = _FRAME_COLUMNS[name]
+    cell_chars = getattr(analysis, "limits", DEFAULT_LIMITS).cell_chars
     for row in _BUILDERS[name](analysis):
         row = {column: row.get(column) for column in columns}
         if "capture_set" in row:
             analysis.place(row, frames)  # which capture set, file and frame in it
-        yield clean_row(row, texts)
+        yield clean_row(row, texts, cell_chars)
 
 
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:

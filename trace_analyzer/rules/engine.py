@@ -374,7 +374,7 @@ def check_levels(levels: dict[str, str]) -> dict[str, str]:
 class RulesEngine:
     """Run the registered checks on pipeline events; keep the findings."""
 
-    def __init__(self, levels: dict[str, str] | None = None) -> None:
+    def __init__(self, levels: dict[str, str] | None = None, max_per_rule: int | None = None) -> None:
         from . import load_families
 
         load_families()
@@ -390,6 +390,12 @@ class RulesEngine:
         self._lost: dict[tuple[str, int], int] = {}  # (capture, association) -> first loss frame
         self._views: dict[int, AssociationView] = {}  # id(session) -> view
         self._by_association: dict[tuple[str, int], AssociationView] = {}
+        #: Findings kept per (capture, association, rule); beyond it they are counted, and
+        #: summarised in one finding each by summarise() (a hostile capture can break a rule
+        #: millions of times). None: no bound.
+        self.max_per_rule = max_per_rule
+        self._per_rule: dict[tuple, int] = {}
+        self._over: dict[tuple, list] = {}  # key -> [count, first frame, last finding]
 
     def _on(self, rule_id: str | tuple[str, ...]) -> bool:
         ids = rule_id if isinstance(rule_id, tuple) else (rule_id,)
@@ -453,6 +459,17 @@ class RulesEngine:
             reporter._rule = rule_id
             check(reporter, event)
 
+    def summarise(self) -> None:
+        """One finding per association and rule that broke max_per_rule, counting the rest."""
+        from dataclasses import replace
+
+        for (_capture, _association, rule_id), (count, first, last) in self._over.items():
+            detail = (f"{count} more finding(s) of {rule_id} in this association, frames "
+                      f"{first}-{last.frame}, not listed one by one: the first {self.max_per_rule} are "
+                      f"(limit problems-per-code={self.max_per_rule}); the last said: {last.detail}")
+            self.findings.append(replace(last, detail=detail))
+        self._over.clear()
+
     def lost_at(self, finding: Finding) -> int | None:
         """Frame of the first loss in the finding's association."""
         return self._lost.get((finding.capture, finding.association))
@@ -476,6 +493,18 @@ class RulesEngine:
             if not count:
                 self.unjudged.append(finding)
             return
+        if self.max_per_rule is not None:
+            key = (view.capture, view.association, rule_id)
+            count = self._per_rule.get(key, 0) + 1
+            self._per_rule[key] = count
+            if count > self.max_per_rule:
+                over = self._over.get(key)
+                if over is None:
+                    self._over[key] = [1, frame, finding]
+                else:
+                    over[0] += 1
+                    over[2] = finding
+                return
         self.findings.append(finding)
         if primitive is not None and hasattr(primitive, "findings"):
             primitive.findings.append(finding)
