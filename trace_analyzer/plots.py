@@ -173,8 +173,10 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(left) * 1.05 if left else 1)
     ax.set_ylim(-0.6, max(len(labels), 2) - 0.4)
-    ax.legend(title=legend_title, fontsize="small", title_fontsize="small", loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), frameon=False)
+    legend = ax.legend(title=legend_title, fontsize="small", title_fontsize="small", loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for text in legend.get_texts():  # peer names are wire text: never TeX, whatever rcParams say
+        text.set_usetex(False)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -182,16 +184,17 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
 
 
 def _select(rows: list[dict], message_id: int | None, association: int | None,
-            capture: str | None) -> list[dict]:
+            capture: str | None, operation: int | None = None) -> list[dict]:
     return [row for row in rows
             if (message_id is None or row["message_id"] == message_id)
+            and (operation is None or row["operation"] == operation)
             and (association is None or row["association"] == association)
             and (capture is None or capture in (row["capture"], row["capture_set"]))]
 
 
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
                   capture: str | None = None, ax: Axes | None = None, legend: bool = True,
-                  tables: dict[str, list[dict]] | None = None) -> Axes:
+                  tables: dict[str, list[dict]] | None = None, operation: int | None = None) -> Axes:
     """Sub-operation counters of one C-GET over time, from its pending and final responses.
 
     The C-GET is chosen by ``message_id`` (with ``association`` and ``capture``
@@ -201,11 +204,12 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     marked with their frame numbers. A selection that matches no C-GET gives an
     empty plot; one that matches several raises ValueError naming them.
     ``tables`` (``"operations"`` and ``"progress"`` rows) saves building them again
-    when many C-GETs are drawn.
+    when many C-GETs are drawn. ``operation`` (the tables' operation number) picks one
+    C-GET whatever its Message ID (which may be absent or unreadable).
     """
     ax = _new_axes(ax)
     tables = tables or {name: analysis.rows(name) for name in ("operations", "progress")}
-    operations = _select(tables["operations"], message_id, association, capture)
+    operations = _select(tables["operations"], message_id, association, capture, operation)
     xlabel, ylabel = "seconds since the C-GET request", "sub-operations"
     if not operations:
         wanted = "" if message_id is None else f" with Message ID {message_id}"
@@ -218,15 +222,17 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
                          f"(and capture=): {choices}; plot_all_progress() draws them all")
     operation = operations[0]
     # By capture set: the responses of a C-GET that spans rotated files name the file each is in.
-    key = (operation["capture_set"], operation["association"], operation["message_id"])
+    key = (operation["capture_set"], operation["association"], operation["operation"])
     responses = [row for row in tables["progress"]
-                 if (row["capture_set"], row["association"], row["message_id"]) == key]
+                 if (row["capture_set"], row["association"], row["operation"]) == key]
     status = operation["status_hex"] or "no final response"
     category = operation["status_category"]
     title = (f"{_capture_label(analysis, operation['capture'])}C-GET {operation['message_id']} "
              f"(association {operation['association']}): {status}" + (f" {category}" if category else ""))
     if not responses:
-        return _empty(ax, title, xlabel, ylabel, "No C-GET response in the capture")
+        _empty(ax, title, xlabel, ylabel, "No C-GET response in the capture")
+        ax.title.set_usetex(False)
+        return ax
 
     # Completed, warning and failed stacked from the bottom, remaining on top: the
     # top edge is the total the SCP announced. An absent counter counts as 0 here
@@ -274,7 +280,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, top * 1.45 + 0.3)
     ax.set_xlim(left=min([0.0, *times]) - margin * 0.1)
-    ax.set_title(title)
+    ax.set_title(title, usetex=False)  # it may name the capture file: wire text, never TeX
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -306,8 +312,8 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
                "sub-operations", "No C-GET in this analysis")
         return figure
     for index, (operation, ax) in enumerate(zip(ordered, panels, strict=False)):
-        plot_progress(analysis, operation["message_id"], association=operation["association"],
-                      capture=operation["capture_set"], ax=ax, legend=index == 0, tables=tables)
+        plot_progress(analysis, association=operation["association"], capture=operation["capture_set"],
+                      ax=ax, legend=index == 0, tables=tables, operation=operation["operation"])
         ax.title.set_fontsize("medium")
     for ax in panels[len(ordered):]:
         ax.set_visible(False)
