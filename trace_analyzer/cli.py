@@ -157,8 +157,23 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
                         help="set a rule's level: error, warning, info or off (repeatable), "
                              "e.g. --rule GET-RSP-008=warning")
     parser.add_argument("--config", metavar="FILE",
-                        help=f"TOML file with a [rules] table of ID = LEVEL "
-                             f"(default: ./{CONFIG_FILE} if present)")
+                        help=f"TOML file with a [rules] table of ID = LEVEL and a [limits] table of "
+                             f"NAME = VALUE (default: ./{CONFIG_FILE} if present)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="change a limit on what a hostile capture can make the analysis keep "
+                             "(repeatable): inflated-bytes, cell-chars, problems-per-code, "
+                             "empty-messages, e.g. --limit cell-chars=4096")
+
+
+def _limits(args: argparse.Namespace):
+    """Limits from the config file's [limits], then --limit on top. Raises UsageError."""
+    from .limits import load_limits, parse_limit_flags
+    from .rules import ConfigError
+
+    try:
+        return parse_limit_flags(args.limit, load_limits(args.config))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _rule_levels(args: argparse.Namespace) -> dict[str, str]:
@@ -412,6 +427,7 @@ def _run(args: argparse.Namespace) -> Analysis:
     from .analysis import SchedulerError, find_inputs
 
     levels = _rule_levels(args)
+    limits = _limits(args)
     progress = None
     if sys.stderr.isatty() and not args.quiet:
         found, _ = find_inputs(args.captures)
@@ -424,7 +440,8 @@ def _run(args: argparse.Namespace) -> Analysis:
         analysis = analyze(args.captures, ports=args.port, on_progress=progress, rules=levels,
                            fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
                            on_set_done=progress.set_done if progress is not None else None,
-                           on_file_done=progress.file_done if progress is not None else None)
+                           on_file_done=progress.file_done if progress is not None else None,
+                           limits=limits)
     except SchedulerError as exc:
         raise UsageError(str(exc)) from None
     finally:

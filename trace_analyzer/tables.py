@@ -251,7 +251,9 @@ def identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
         if element.VR == "SQ":
             parts.append(f"{element.keyword or element.tag}=<sequence of {len(element.value)}>")
             continue
-        parts.append(f"{element.keyword or element.tag}={element.value}")
+        value = element.value
+        # A value pydicom could not convert (UN, a wrong length) is given as its raw hex.
+        parts.append(f"{element.keyword or element.tag}={_str(value) if isinstance(value, bytes) else value}")
     level = dataset.get("QueryRetrieveLevel")
     return (str(level) if level is not None else None), "; ".join(parts)
 
