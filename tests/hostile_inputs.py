@@ -41,7 +41,8 @@ def _pdu(pdu_type: int, body: bytes) -> bytes:
     return struct.pack(">BBI", pdu_type, 0, len(body)) + body
 
 
-def associate(request: bool, syntax: bytes = IMPLICIT, calling: bytes = b"GETSCU") -> bytes:
+def associate(request: bool, syntax: bytes = IMPLICIT, calling: bytes = b"GETSCU",
+              called: bytes = b"QRSCP") -> bytes:
     """A-ASSOCIATE-RQ or -AC: context 1 C-GET, context 3 CT storage (SCP role), in ``syntax``."""
     items = _item(0x10, b"1.2.840.10008.3.1.1.1")
     for context_id, abstract in ((1, GET.rstrip(b"\x00")), (3, CT.rstrip(b"\x00"))):
@@ -53,7 +54,7 @@ def associate(request: bool, syntax: bytes = IMPLICIT, calling: bytes = b"GETSCU
     user = _item(0x51, struct.pack(">I", 16384)) + _item(0x52, b"1.2.3.4")
     user += _item(0x54, struct.pack(">H", len(ct)) + ct + bytes([0, 1]))
     items += _item(0x50, user)
-    body = struct.pack(">HH", 1, 0) + b"QRSCP".ljust(16) + calling[:16].ljust(16) + bytes(32) + items
+    body = struct.pack(">HH", 1, 0) + called[:16].ljust(16) + calling[:16].ljust(16) + bytes(32) + items
     return _pdu(0x01 if request else 0x02, body)
 
 
@@ -174,14 +175,16 @@ def empty_command_flood(count: int) -> bytes:
     return pcap(conversation(exchanges, mss=65000))
 
 
-def orphan_data_flood(count: int) -> bytes:
+def orphan_data_flood(count: int, reserved: bool = False) -> bytes:
+    """``reserved``: each PDV's control byte also has a reserved bit set (a UL-029 problem each)."""
     per_pdu = 16384 // 6
     pdus = []
     left = count
+    extra = 0x04 if reserved else 0x00
     while left:
         n = min(per_pdu, left)
-        # Alternate contexts and control bytes, so that no run is one summarised row by nature.
-        pdus.append(_pdu(0x04, b"".join(pdv(1 + 2 * (i % 2), 0x00 | (i % 2) * 2, b"") for i in range(n))))
+        # Alternate contexts and last-fragment bits.
+        pdus.append(_pdu(0x04, b"".join(pdv(1 + 2 * (i % 2), extra | (i % 2) * 2, b"") for i in range(n))))
         left -= n
     exchanges = [("c", associate(True)), ("s", associate(False)), ("c", b"".join(pdus)), *RELEASE]
     return pcap(conversation(exchanges, mss=65000))
@@ -205,8 +208,10 @@ def backwards_time(jump: float = 3600.0, where: float = 0.5) -> bytes:
 
 def mathtext_strings() -> bytes:
     calling = rb"$\frac{1}{$"
+    called = rb"$\sqrt{x$"
     comment = rb"$\sqrt{$ out of $resources"
-    exchanges = [("c", associate(True, calling=calling)), ("s", associate(False)),
+    exchanges = [("c", associate(True, calling=calling, called=called)),
+                 ("s", associate(False, calling=calling, called=called)),
                  ("c", get_rq(1, identifier_implicit())),
                  ("s", get_rsp(us(1), 0xA702, comment)), *RELEASE]
     return pcap(conversation(exchanges))
