@@ -511,6 +511,21 @@ def seeds_from(paths: list[str]) -> list[tuple[str, bytes]]:
     return found
 
 
+def hostile_seeds() -> list[tuple[str, bytes]]:
+    """Small versions of issue 15's hostile captures (tests/hostile_inputs.py), and a retrieve
+    whose data sets the fast lane takes: seeds that reach the limits and the lane."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import hostile_inputs as h
+
+    return [("hostile: message id length 5", h.bad_message_id_length(5)),
+            ("hostile: deflated identifier", h.deflate_bomb(256 * 1024)),
+            ("hostile: empty commands", h.empty_command_flood(3000)),
+            ("hostile: orphan data", h.orphan_data_flood(3000, reserved=True)),
+            ("hostile: time backwards", h.backwards_time(3600.0, 0.5)),
+            ("hostile: mathtext", h.mathtext_strings()),
+            ("hostile: retrieve of 6 x 64 KiB", h.large_retrieve(6, 64 * 1024))]
+
+
 def run(seeds: list[tuple[str, bytes]], cases: int | None, seconds: float | None, seed: int,
         out: Path | None, case_seconds: int = 30, max_rss_mb: float = 1024, quiet: bool = False) -> dict:
     rng = random.Random(seed)
@@ -561,6 +576,8 @@ def run(seeds: list[tuple[str, bytes]], cases: int | None, seconds: float | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", default=[str(SAMPLES)], help="seed captures or folders of them")
+    parser.add_argument("--no-hostile", action="store_false", dest="hostile",
+                        help="leave out the seeds built by tests/hostile_inputs.py")
     parser.add_argument("--cases", type=int, help="stop after this many cases")
     parser.add_argument("--minutes", type=float,
                         help="stop after this long (default: 1 minute without --cases)")
@@ -570,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-mb", type=float, default=1024)
     args = parser.parse_args(argv)
     seconds = args.minutes * 60 if args.minutes else (None if args.cases else 60.0)
-    result = run(seeds_from(args.seeds), args.cases, seconds, args.seed, args.out, args.case_seconds,
+    seeds = seeds_from(args.seeds) + (hostile_seeds() if args.hostile else [])
+    result = run(seeds, args.cases, seconds, args.seed, args.out, args.case_seconds,
                  args.max_rss_mb)
     print(f"{result['cases']} cases in {result['seconds']:.1f} s ({result['cases_per_second']:.1f}/s), "
           f"seed {args.seed}; {len(result['failures'])} failed; peak RSS {result['peak_rss_mb']:.0f} MB; "

@@ -26,19 +26,12 @@ import zlib
 from pathlib import Path
 
 from fuzz_support import Conversation
+from hostile_builders import _element, _item, _pdu, _us, command
 
 GET = b"1.2.840.10008.5.1.4.1.2.1.3\x00"  # Patient Root Query/Retrieve - GET, padded even
 CT = b"1.2.840.10008.5.1.4.1.1.2\x00"
 IMPLICIT = b"1.2.840.10008.1.2"
 DEFLATED = b"1.2.840.10008.1.2.1.99"
-
-
-def _item(item_type: int, payload: bytes) -> bytes:
-    return struct.pack(">BBH", item_type, 0, len(payload)) + payload
-
-
-def _pdu(pdu_type: int, body: bytes) -> bytes:
-    return struct.pack(">BBI", pdu_type, 0, len(body)) + body
 
 
 def associate(request: bool, syntax: bytes = IMPLICIT, calling: bytes = b"GETSCU",
@@ -58,18 +51,7 @@ def associate(request: bool, syntax: bytes = IMPLICIT, calling: bytes = b"GETSCU
     return _pdu(0x01 if request else 0x02, body)
 
 
-def _element(group: int, element: int, raw: bytes) -> bytes:
-    return struct.pack("<HHI", group, element, len(raw)) + raw
-
-
-def command(fields: list[tuple[int, bytes]]) -> bytes:
-    """Group 0000 (Implicit VR LE) from (element, raw value) pairs, with its group length."""
-    body = b"".join(_element(0, element, raw) for element, raw in sorted(fields))
-    return _element(0, 0, struct.pack("<I", len(body))) + body
-
-
-def us(value: int) -> bytes:
-    return struct.pack("<H", value)
+us = _us
 
 
 def pdv(context_id: int, control: int, fragment: bytes) -> bytes:
