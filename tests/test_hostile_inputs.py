@@ -8,10 +8,8 @@ and 300 MB. What each must give is asserted from the outputs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,27 +24,33 @@ MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Runs the command and reports its exit status, time and peak RSS. A small fresh interpreter
+#: starts it: a child forked from the test process would begin as a copy of it, and that copy's
+#: size would count in the child's peak RSS.
+_MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = child.stderr.read()
+_, status, usage = os.wait4(child.pid, 0)
+elapsed = time.perf_counter() - start
+sys.stderr.buffer.write(err)
+print(os.waitstatus_to_exitcode(status), elapsed, usage.ru_maxrss)
+"""
+
+
 def measured(*args: str, seconds: float = 10.0, rss_mb: float = 300.0) -> tuple[int, str, float, float]:
     """``trace-analyzer ARGS`` in a fresh interpreter: exit status, stderr, seconds and peak RSS
-    (of that child alone, from wait4); no traceback, the time and peak RSS under the bounds."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "trace_analyzer", *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = b""
-    while True:  # read stderr as it comes (it is small), then reap the child with wait4
-        chunk = process.stderr.read(65536)
-        if not chunk:
-            break
-        stderr += chunk
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
-    peak = usage.ru_maxrss / 1024
-    text = stderr.decode(errors="replace")
+    (of that process alone); no traceback, the time and peak RSS under the bounds."""
+    result = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "trace_analyzer", *args],
+                            cwd=ROOT, capture_output=True, timeout=120)
+    status, elapsed, peak = result.stdout.split()
+    status, elapsed, peak = int(status), float(elapsed), int(peak) / 1024
+    text = result.stderr.decode(errors="replace")
     assert "Traceback" not in text, text
     assert elapsed < seconds, f"{args}: {elapsed:.1f} s"
     assert peak < rss_mb, f"{args}: peak RSS {peak:.0f} MB"
-    return process.returncode, text, elapsed, peak
+    return status, text, elapsed, peak
 
 
 def _json(tmp_path: Path, capture: bytes, name: str, *flags: str) -> dict:
