@@ -225,8 +225,8 @@ class CaptureAnalyzer:
             self._add_problem(Problem(
                 message.capture, message.frame, message.time, association, "LIMIT-MESSAGES",
                 f"more than {limit} messages without a Command Field in association {association}: from "
-                f"this one on they are counted, not kept (limit empty-messages={limit}); the association's "
-                "message count still has them"))
+                f"this one on they are counted, not kept nor judged (limit empty-messages={limit}); the "
+                "association's message count still has them"))
         return count <= limit
 
     def feed(self, record: CaptureRecord) -> None:
@@ -360,14 +360,14 @@ class CaptureAnalyzer:
                 self._add_problem(result)
                 continue
             primitive = primitive_from_message(result)
+            if primitive is None and result.command.command_field is None and not self._keep_empty(result):
+                continue  # beyond the limit: counted (association.messages), not kept nor judged again
             self.rules.message_event(result, primitive)
             # Only command sets of a shape not seen before, and identifiers, can be long.
             if result.command.layout is None or (type(primitive) is C_GET
                                                  and primitive.Identifier is not None):
                 self._check_limits(result, primitive)
             if primitive is None:
-                if result.command.command_field is None and not self._keep_empty(result):
-                    continue
                 self.other_messages.append(result)
                 continue
             self.messages.append(primitive)

@@ -461,14 +461,15 @@ class RulesEngine:
 
     def summarise(self) -> None:
         """One finding per association and rule that broke max_per_rule, counting the rest."""
-        from dataclasses import replace
-
-        for (_capture, _association, rule_id), (count, first, last) in self._over.items():
+        over, self._over = self._over, {}
+        limit, self.max_per_rule = self.max_per_rule, None  # the summaries themselves are kept
+        for count, first, (rule_id, view, detail, sender, frame, time, message_id, role, severity) \
+                in over.values():
             detail = (f"{count} more finding(s) of {rule_id} in this association, frames "
-                      f"{first}-{last.frame}, not listed one by one: the first {self.max_per_rule} are "
-                      f"(limit problems-per-code={self.max_per_rule}); the last said: {last.detail}")
-            self.findings.append(replace(last, detail=detail))
-        self._over.clear()
+                      f"{first}-{frame}, not listed one by one: the first {limit} are "
+                      f"(limit problems-per-code={limit}); the last said: {detail}")
+            self._add(rule_id, view, detail, sender, frame, time, message_id, role, None, severity)
+        self.max_per_rule = limit
 
     def lost_at(self, finding: Finding) -> int | None:
         """Frame of the first loss in the finding's association."""
@@ -481,6 +482,19 @@ class RulesEngine:
 
     def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
              time, message_id, role: str, primitive: Any, severity: str | None = None) -> None:
+        if self.max_per_rule is not None and not (view.lost_at is not None and rule_id in LOSS_SENSITIVE):
+            key = (view.capture, view.association, rule_id)
+            count = self._per_rule.get(key, 0) + 1
+            self._per_rule[key] = count
+            if count > self.max_per_rule:  # counted; the last one's fields kept for the summary
+                over = self._over.get(key)
+                last = (rule_id, view, detail, sender, frame, time, message_id, role, severity)
+                if over is None:
+                    self._over[key] = [1, frame, last]
+                else:
+                    over[0] += 1
+                    over[2] = last
+                return
         info = CATALOG[rule_id]
         if severity is None or rule_id in self.levels:
             severity = self.severity(rule_id)
@@ -493,18 +507,6 @@ class RulesEngine:
             if not count:
                 self.unjudged.append(finding)
             return
-        if self.max_per_rule is not None:
-            key = (view.capture, view.association, rule_id)
-            count = self._per_rule.get(key, 0) + 1
-            self._per_rule[key] = count
-            if count > self.max_per_rule:
-                over = self._over.get(key)
-                if over is None:
-                    self._over[key] = [1, frame, finding]
-                else:
-                    over[0] += 1
-                    over[2] = finding
-                return
         self.findings.append(finding)
         if primitive is not None and hasattr(primitive, "findings"):
             primitive.findings.append(finding)
