@@ -256,7 +256,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     top = max([sum(row[c] or 0 for c in COUNTER_COLORS) for row in responses] + [1])
 
     record = next((o for o in analysis.operation_records
-                   if (o.capture, o.association, o.message_id) == key), None)
+                   if (o.capture, o.association, o.number) == key), None)
     start = operation["request_time"]
     if start is None and responses[0]["time"] is not None and responses[0]["elapsed_s"] is not None:
         start = responses[0]["time"] - responses[0]["elapsed_s"]
