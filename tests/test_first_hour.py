@@ -323,14 +323,18 @@ def test_rule_ids_and_levels_in_any_case(tmp_path):
     assert refused.returncode == 2 and "never checked" in refused.stderr
 
 
-def test_config_keeps_the_limits_table_for_the_limits_module(tmp_path):
+def test_config_judges_its_limits_table(tmp_path):
     from trace_analyzer.config_file import load_config
+    from trace_analyzer.rules import ConfigError
 
     path = tmp_path / "c.toml"
-    path.write_text('[rules]\n"GET-RSP-008" = "warning"\n[limits]\nmax_pdu = 1000\n')
+    path.write_text('[rules]\n"GET-RSP-008" = "warning"\n[limits]\ncell-chars = 1000\n')
     config = load_config(str(path))
-    assert config.limits == {"max_pdu": 1000}
+    assert config.limits == {"cell-chars": 1000}
     assert config.changed == {"GET-RSP-008": ("error", "warning")} and not config.implicit
+    path.write_text('[limits]\nmax_pdu = 1000\n')
+    with pytest.raises(ConfigError, match=r"c\.toml: \[limits\] unknown limit 'max_pdu'"):
+        load_config(str(path))
 
 
 # -- small things ----------------------------------------------------------------------------------

@@ -156,13 +156,11 @@ def assert_same(mine: list[tuple], theirs: list[tuple]) -> None:
         assert a[1] == pytest.approx(b[1], abs=1e-6)
 
 
-@pytest.fixture(params=["mapped", "read"])
+@pytest.fixture(params=["positional", "read"])
 def mapping(request, monkeypatch):
-    """Every reading test runs on the mapped file and on block reads."""
+    """Every reading test runs on windows read by position and on block reads."""
     if request.param == "read":
-        def refuse(*args, **kwargs):
-            raise OSError("not mapped in this test")
-        monkeypatch.setattr(capture.mmap, "mmap", refuse)
+        monkeypatch.setattr(capture, "READ_BY_POSITION", False)
     return request.param
 
 

@@ -42,6 +42,9 @@ from .capture import (
 from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import INFLATION_CUT, Limits
+from .limits import use as use_limits
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
 from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
@@ -98,8 +101,19 @@ class CaptureAnalyzer:
 
     def __init__(self, capture: str, ports: Iterable[int] = (),
                  next_association_id: Callable[[], int] | None = None,
-                 rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> None:
+                 rule_levels: dict[str, str] | None = None, fast_lane: bool = True,
+                 limits: Limits | None = None) -> None:
         self.capture = capture
+        #: What a hostile capture can make it keep (see limits.py); also set for this process,
+        #: for the identifiers decoded when first asked for.
+        self.limits = limits = limits or DEFAULT_LIMITS
+        use_limits(limits)
+        #: Problems per (association, code), and [count, first frame, last problem] of those
+        #: beyond limits.problems_per_code, summarised in one row each at the end.
+        self._problem_counts: dict[tuple[int | None, str], int] = {}
+        self._problems_over: dict[tuple[int | None, str], list] = {}
+        #: Messages without a Command Field per association, and those not kept.
+        self._empty_messages: dict[int, int] = {}
         self.ports = frozenset(ports)
         self.summary = CaptureSummary(capture, capture_set=capture)
         self.summaries = [self.summary]  # one per file of the set
@@ -111,7 +125,7 @@ class CaptureAnalyzer:
         self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
         self.problems: list[Problem] = []
         self.correlator = Correlator()
-        self.rules = RulesEngine(rule_levels)
+        self.rules = RulesEngine(rule_levels, limits.problems_per_code)
         self.correlator.observer = self.rules
         self._tcp = TcpReassembler()
         self._tcp.on_data = self._stream_data
@@ -151,7 +165,78 @@ class CaptureAnalyzer:
                          self.rules.findings, self.rules.unjudged)
 
     def problem(self, frame: int, time: float, code: str, detail: str) -> None:
-        self.problems.append(Problem(self.capture, frame, time, None, code, detail))
+        self._add_problem(Problem(self.capture, frame, time, None, code, detail))
+
+    def _add_problem(self, problem: Problem) -> None:
+        """Kept up to limits.problems_per_code per association and code; the rest counted."""
+        key = (problem.association, problem.code)
+        count = self._problem_counts.get(key, 0) + 1
+        self._problem_counts[key] = count
+        if count <= self.limits.problems_per_code:
+            self.problems.append(problem)
+            return
+        over = self._problems_over.get(key)
+        if over is None:
+            self._problems_over[key] = [1, problem.frame, problem]
+        else:
+            over[0] += 1
+            over[2] = problem
+
+    def _summarise_problems(self) -> None:
+        """One LIMIT-PROBLEMS row per association and code that had more than the limit."""
+        limit = self.limits.problems_per_code
+        for (association, code), (count, first, last) in self._problems_over.items():
+            where = f"association {association}" if association is not None else "the capture"
+            self.problems.append(Problem(
+                last.capture, last.frame, last.time, association, "LIMIT-PROBLEMS",
+                f"{count} more {code} problem(s) in {where}, frames {first}-{last.frame}, not listed one "
+                f"by one: the first {limit} are (limit problems-per-code={limit}); the last: {last.detail}"))
+        self._problems_over.clear()
+
+    def _check_limits(self, message: DimseMessage, primitive: Any) -> None:
+        """Report values the tables will show cut (LIMIT-CELL) and identifiers not wholly
+        inflated (LIMIT-INFLATED): the cold branch, for new command set shapes and identifiers."""
+        cell = self.limits.cell_chars
+        where = (message.capture, message.frame, message.time, message.association)
+        for element in message.command.elements:
+            value = element.value
+            shown = len(value) if isinstance(value, str) else 2 * len(value) + 2 if isinstance(
+                value, (bytes, bytearray)) else 0
+            if shown > cell:
+                self._add_problem(Problem(*where, "LIMIT-CELL",
+                                          f"{message.name} element {element.keyword or element.tag_str} has "
+                                          f"{shown} characters: the tables show the first {cell}, with its "
+                                          f"length and digest (limit cell-chars={cell})"))
+        if type(primitive) is not C_GET or primitive.Identifier is None:
+            return
+        dataset = primitive.identifier_dataset  # decoded once, kept on the primitive
+        for text in primitive.problems:
+            if INFLATION_CUT in text:
+                self._add_problem(Problem(*where, "LIMIT-INFLATED", f"{message.name} {text}"))
+        if dataset is not None and primitive.is_request:
+            from .tables import identifier_summary
+
+            summary = identifier_summary(primitive)[1] or ""
+            if len(summary) > cell:
+                self._add_problem(Problem(*where, "LIMIT-CELL",
+                                          f"{message.name} identifier has {len(summary)} characters as "
+                                          f"the tables show it: they show the first {cell}, with its length "
+                                          f"and digest (limit cell-chars={cell})"))
+
+    def _keep_empty(self, message: DimseMessage) -> bool:
+        """A message without a Command Field carries nothing the tables can say but that it was
+        there: up to limits.empty_messages are kept per association, the rest only counted."""
+        association = message.association
+        count = self._empty_messages.get(association, 0) + 1
+        self._empty_messages[association] = count
+        limit = self.limits.empty_messages
+        if count == limit + 1:
+            self._add_problem(Problem(
+                message.capture, message.frame, message.time, association, "LIMIT-MESSAGES",
+                f"more than {limit} messages without a Command Field in association {association}: from "
+                f"this one on they are counted, not kept nor judged (limit empty-messages={limit}); the "
+                "association's message count still has them"))
+        return count <= limit
 
     def feed(self, record: CaptureRecord) -> None:
         self.feed_frame(record.frame, record.time, record.linktype, record.data)
@@ -219,13 +304,15 @@ class CaptureAnalyzer:
         self.correlator.finish()
         for finding in self.rules.unjudged:
             count = self.rules.unjudged_count(finding)
-            self.problems.append(Problem(
+            self._add_problem(Problem(
                 finding.capture, finding.frame or 0, finding.time or 0.0, finding.association,
                 "CAPTURE-UNJUDGED",
                 f"{finding.rule} not judged against the {finding.peer_side or 'unknown side'} "
                 f"({count} time(s) from frame {finding.frame}): the capture lost bytes of this "
                 f"association before (frame {self.rules.lost_at(finding)}), and what this rule "
                 f"would say may be in them; it would have said: {finding.detail}"))
+        self._summarise_problems()
+        self.rules.summarise()
 
     def _stream_data(self, conn: int, src: str, data: bytes, frame: int, time: float) -> None:
         """In-order bytes of a connection (the hot path)."""
@@ -279,10 +366,16 @@ class CaptureAnalyzer:
     def _outputs(self, results: list) -> None:
         for result in results:
             if isinstance(result, Problem):
-                self.problems.append(result)
+                self._add_problem(result)
                 continue
             primitive = primitive_from_message(result)
+            if primitive is None and result.command.command_field is None and not self._keep_empty(result):
+                continue  # beyond the limit: counted (association.messages), not kept nor judged again
             self.rules.message_event(result, primitive)
+            # Only command sets of a shape not seen before, and identifiers, can be long.
+            if result.command.layout is None or (type(primitive) is C_GET
+                                                 and primitive.Identifier is not None):
+                self._check_limits(result, primitive)
             if primitive is None:
                 self.other_messages.append(result)
                 continue
@@ -299,7 +392,9 @@ class Analysis:
     """
 
     def __init__(self, results: list[SetResult | CaptureAnalyzer], failures: list[CaptureSummary],
-                 skipped: list[str] | None = None) -> None:
+                 skipped: list[str] | None = None, limits: Limits | None = None) -> None:
+        #: The limits the tables apply (characters of a cell); see limits.py.
+        self.limits = limits or DEFAULT_LIMITS
         sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
         for failure in failures:
             failure.capture_set = failure.capture_set or failure.capture
@@ -424,12 +519,13 @@ class Analysis:
 def analyze_capture(path: str, ports: Iterable[int] = (),
                     next_association_id: Callable[[], int] | None = None,
                     on_progress: Callable[[int], None] | None = None,
-                    rule_levels: dict[str, str] | None = None, fast_lane: bool = True) -> CaptureAnalyzer:
+                    rule_levels: dict[str, str] | None = None, fast_lane: bool = True,
+                    limits: Limits | None = None) -> CaptureAnalyzer:
     """Read and analyse one capture file. Raises CaptureError if it cannot be opened.
 
     ``fast_lane=False`` sends every record down the layer-by-layer path (the
     results are the same; tests compare the two)."""
-    analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels, fast_lane)
+    analyzer = CaptureAnalyzer(path, ports, next_association_id, rule_levels, fast_lane, limits)
     _feed_file(analyzer, path, on_progress)
     analyzer.finish()
     return analyzer
@@ -540,12 +636,13 @@ def _serial_map(function: Callable, items: list, *args) -> list:
 def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
                 on_progress: Callable[[int], None] | None = None,
                 rules: dict[str, str] | None = None, fast_lane: bool = True,
-                on_file_done: Callable[[int], None] | None = None) -> SetResult:
+                on_file_done: Callable[[int], None] | None = None,
+                limits: Limits | None = None) -> SetResult:
     """Analyse one capture set: its files, in order, into one :class:`CaptureAnalyzer`, so
     TCP reassembly, associations and C-GET correlation carry on across file boundaries.
     A file that cannot be read is reported in its summary and the set goes on without it.
     ``on_file_done(c_gets)`` hears of each file done, with the C-GETs found so far in the set."""
-    analyzer = CaptureAnalyzer(capture_set.name, ports, None, rules, fast_lane)
+    analyzer = CaptureAnalyzer(capture_set.name, ports, None, rules, fast_lane, limits)
     gaps = {}
     for gap in capture_set.gaps:
         gaps.setdefault(gap.after, []).append(gap)
@@ -566,9 +663,9 @@ def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
 
 
 def _set_task(capture_set: CaptureSet, ports: tuple[int, ...], rules: dict[str, str] | None,
-              fast_lane: bool) -> SetResult:
+              fast_lane: bool, limits: Limits | None = None) -> SetResult:
     """One capture set as a task for a worker process or a Dask worker."""
-    return analyze_set(capture_set, ports, None, rules, fast_lane)
+    return analyze_set(capture_set, ports, None, rules, fast_lane, limits=limits)
 
 
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Iterable[int] | None = None,
@@ -576,7 +673,8 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             rules: dict[str, str] | None = None, fast_lane: bool = True, workers: int | None = None,
             scheduler: str | Any | None = None,
             on_set_done: Callable[[SetResult], None] | None = None,
-            on_file_done: Callable[[int], None] | None = None, errors: str | None = None) -> Analysis:
+            on_file_done: Callable[[int], None] | None = None, errors: str | None = None,
+            limits: Limits | None = None) -> Analysis:
     """Analyse capture files, directories of them (recursively) and ``-`` (standard input).
 
     ``errors="raise"`` raises for a capture that cannot be read, as pandas and scapy do
@@ -625,13 +723,13 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
         local = [s for s in sets if s.files == [STDIN]]  # a stream is read here, as it arrives
         remote = [s for s in sets if s.files != [STDIN]]
         if runner is not None and (scheduler is not None or len(remote) > 1):
-            for capture_set, result in runner.as_done(_set_task, remote, ports, rules, fast_lane):
+            for capture_set, result in runner.as_done(_set_task, remote, ports, rules, fast_lane, limits):
                 done(result, capture_set.size)
         else:
             local = remote + local
         for capture_set in local:
-            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done), None)
-    analysis = Analysis([results[s.name] for s in sets], failures, skipped)
+            done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done, limits), None)
+    analysis = Analysis([results[s.name] for s in sets], failures, skipped, limits)
     if errors == "raise" and analysis.errors:
         raise CaptureError(analysis.errors[0])
     return analysis

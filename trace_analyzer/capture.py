@@ -3,17 +3,17 @@
 Layer: capture (the only layer that touches files). Both formats are read
 here, without scapy (its import alone costs a tenth of a second, and its
 pcapng reader is several times slower than a walk over the blocks): a plain
-file is mapped and its records read in place, a gzip-compressed one is
-inflated in blocks. Records are yielded numbered as Wireshark numbers frames,
-never dissected. A file that cannot be opened raises :class:`CaptureError`; a
-record cut short at the end of the file stops the iteration and is reported
+file is read by position in windows (never mapped: a file that shrinks while it is
+read must not end the process with SIGBUS), a gzip-compressed one is inflated in
+blocks. Records are yielded numbered as Wireshark numbers frames, never dissected.
+A file that cannot be opened raises :class:`CaptureError`; a record cut short at
+the end of the file stops the iteration and is reported
 through ``on_problem``, so everything read before it is kept.
 """
 
 from __future__ import annotations
 
 import collections
-import mmap
 import os
 import struct
 import zlib
@@ -69,6 +69,10 @@ _BYTE_ORDERS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _MICRO = 1_000_000
 
 
+#: False: plain files are read in blocks through their handle, as streams are (tests compare).
+READ_BY_POSITION = True
+
+
 class _CaptureFile:
     """A capture file opened here: its format known, positioned after ``head``.
 
@@ -84,18 +88,40 @@ class _CaptureFile:
         self.nano = nano  # pcap only, as is linktype
         self.linktype = linktype
         self.frames = 0  # records walked so far (set by the walk when it stops)
-        #: The whole file, mapped, when it is a plain file: records are then read in
-        #: place, with no copy into blocks (see _pcap_records for how memory stays flat).
-        self.map: mmap.mmap | None = None
-        if not isinstance(handle, (_Inflater, _Stream)):
+        #: A plain file's descriptor and its size when opened: it is read by position in
+        #: windows (os.pread), never mapped, so a file that shrinks while it is read (a capture
+        #: ring overwriting its oldest file) ends the walk with a message, not a SIGBUS.
+        self.fd: int | None = None
+        self.size = 0
+        #: (size when opened, size when found shorter) once the file shrank under the walk.
+        self.changed: tuple[int, int] | None = None
+        if READ_BY_POSITION and not isinstance(handle, (_Inflater, _Stream)):
             try:
-                self.map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                self.map = None  # not mappable: read in blocks
+                self.fd = handle.fileno()
+                self.size = os.fstat(self.fd).st_size
+            except (OSError, ValueError, AttributeError):
+                self.fd = None  # read in blocks
+
+    def refill(self, buf: bytes, pos: int, need: int) -> bytes:
+        """The bytes from ``pos`` of ``buf`` on, and at least ``need`` more when the file has
+        them (else as many as it has: no more than ``len(buf) - pos`` means the end)."""
+        if self.fd is None:
+            more = self.f.read(max(_BLOCK, need))
+            return buf[pos:] + more if more else buf[pos:]
+        # ``buf`` always starts at file offset self.base (the header's bytes come first).
+        offset = self.base + pos
+        want = min(max(_READ, len(buf) - pos + need), self.size - offset)
+        data = os.pread(self.fd, want, offset) if want > 0 else b""
+        if len(data) < want:
+            now = os.fstat(self.fd).st_size
+            if now < self.size:
+                self.changed = (self.size, now)
+        self.base = offset
+        return data
+
+    base = 0  # file offset of the buffer's first byte (plain files)
 
     def close(self) -> None:
-        if self.map is not None:
-            self.map.close()
         self.f.close()
 
 
@@ -290,13 +316,15 @@ class _Inflater:
         self._raw.close()
 
 
-#: Files that are not mapped are read in blocks of this size and cut into records in
+#: Streams and gzip files are read in blocks of this size and cut into records in
 #: memory: one read call per block instead of two per record.
 _BLOCK = 1024 * 1024
 
 
-#: A mapped file is walked in windows of this size; the pages of each window are handed
-#: back once it is passed, so resident memory stays flat however large the file.
+#: Plain files are read in windows of this size (a window holds the record that spans its end
+#: whole): one read call per window, memory flat however large the file.
+_READ = 1024 * 1024
+#: The lane walks at most this far in one call (then hands back to the walk).
 _WINDOW = 16 * 1024 * 1024
 
 
@@ -313,23 +341,20 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
     if lane is not None and not lane.configure(reader.endian, reader.nano, linktype):
         lane = None
     try_lane = False
-    buf, pos, read, release = _source(reader, 24, b"")
-    released = 0
+    buf, pos = _start(reader, 24, b"")
+    refill = reader.refill
     frame = first_frame  # the frame before this file's first (files of a set number on)
     try:
         while True:
-            if release and pos - released >= _WINDOW:
-                released = _hand_back(buf, released, pos)
             if len(buf) - pos < 16:
-                more = read(_BLOCK)
-                if not more:
+                more = refill(buf, pos, 16)
+                if len(more) <= len(buf) - pos:
                     if len(buf) > pos and on_problem is not None:
                         on_problem(frame + 1, f"capture ends inside record {frame + 1 - first_frame} "
                                               f"({len(buf) - pos} bytes of its header): the file is "
                                               "truncated")
                     return
-                buf = buf[pos:] + more if pos < len(buf) else more
-                pos = 0
+                buf, pos = more, 0
                 continue
             sec, usec, caplen, wirelen = unpack(buf, pos)
             if caplen > _MAX_RECORD:
@@ -340,18 +365,21 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
                 return
             end = pos + 16 + caplen
             if end > len(buf):
-                more = read(max(_BLOCK, end - len(buf)))
-                if more:
-                    buf = buf[pos:] + more
-                    pos = 0
+                more = refill(buf, pos, end - len(buf))
+                if len(more) > len(buf) - pos:
+                    buf, pos = more, 0
                     continue
-                # The file ends inside this record: hand over what is there, as a snaplen cut would be.
+                # The file ends inside this record: hand over what is there, as a snaplen cut would be
+                # (unless the file shrank under the walk: what is there may be anything).
                 frame += 1
                 data = buf[pos + 16:]
                 if on_problem is not None:
                     on_problem(frame, f"capture ends inside record {frame - first_frame} ({len(data)} of "
                                       f"{caplen} bytes present): the file is truncated")
-                yield frame, sec + usec / divisor, linktype, data, wirelen
+                if reader.changed is None:
+                    yield frame, sec + usec / divisor, linktype, data, wirelen
+                else:
+                    frame -= 1
                 return
             if try_lane:
                 # The next record is whole in the buffer: the lane takes it (and more, up to a
@@ -368,27 +396,14 @@ def _pcap_records(reader: _CaptureFile, on_problem: Callable[[int, str], None] |
         reader.frames = frame  # iter_records reports from it
 
 
-def _nothing(size: int) -> bytes:
-    return b""
-
-
-def _source(reader: _CaptureFile, first: int, head: bytes) -> tuple:
-    """(buffer, position of the first record, read more, hand pages back?) for a reader.
-
-    A mapped file is all there from the start (reading more gives nothing); otherwise
+def _start(reader: _CaptureFile, first: int, head: bytes) -> tuple[bytes, int]:
+    """(buffer, position of the first record) for a reader: a plain file's buffer starts at
+    ``first``, the first record's file offset (read as the walk asks: see refill); otherwise
     the buffer starts with ``head``, the bytes already read, and grows by blocks."""
-    mapped = reader.map
-    if mapped is not None:
-        return mapped, first, _nothing, hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED")
-    return head, 0, reader.f.read, False
-
-
-def _hand_back(mapped: mmap.mmap, released: int, pos: int) -> int:
-    """Give the pages of a mapped file before ``pos`` back to the system (they were read
-    and are not needed again, so resident memory stays flat); returns the new mark."""
-    end = pos - pos % mmap.PAGESIZE
-    mapped.madvise(mmap.MADV_DONTNEED, released, end - released)
-    return end
+    if reader.fd is not None:
+        reader.base = first
+        return b"", 0
+    return head, 0
 
 
 def _pcapng_structs(endian: str) -> tuple[Callable, Callable, Callable]:
@@ -461,22 +476,19 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
     interfaces: list[tuple[int, int, int, int]] = []
     lane_link: int | None = None  # the link type the lane was configured for
     try_lane = False
-    buf, pos, read, release = _source(reader, 0, reader.head)
-    released = 0
+    buf, pos = _start(reader, 0, reader.head)
+    refill = reader.refill
     frame = first_frame  # the frame before this file's first (files of a set number on)
     time = 0.0  # the last packet's: a Simple Packet Block has none of its own
     try:
         while True:
-            if release and pos - released >= _WINDOW:
-                released = _hand_back(buf, released, pos)
             if len(buf) - pos < 12:  # less than the smallest block
-                more = read(_BLOCK)
-                if not more:
+                more = refill(buf, pos, 12)
+                if len(more) <= len(buf) - pos:
                     if len(buf) > pos:
                         _cut(on_problem, frame, first_frame)
                     return
-                buf = buf[pos:] + more if pos < len(buf) else more
-                pos = 0
+                buf, pos = more, 0
                 continue
             kind, total = block_head(buf, pos)
             if kind == _SHB:  # its length is in the byte order it announces
@@ -493,10 +505,9 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
                 return
             end = pos + total
             if end > len(buf):
-                more = read(max(_BLOCK, end - len(buf)))
-                if more:
-                    buf = buf[pos:] + more
-                    pos = 0
+                more = refill(buf, pos, end - len(buf))
+                if len(more) > len(buf) - pos:
+                    buf, pos = more, 0
                     continue
                 _cut(on_problem, frame, first_frame)
                 return
@@ -591,8 +602,23 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     except (OSError, zlib.error) as exc:
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
     inflater = reader.f if isinstance(reader.f, _Inflater) else None
+    told = on_problem
+
+    def problem(frame: int, text: str) -> None:
+        if reader.changed is not None:  # the end it found is not the file's: say so, once
+            if reader.changed == (-1, -1):
+                return
+            size, now = reader.changed
+            reader.changed = (-1, -1)
+            text = (f"the capture file changed while being read: {size} bytes when opened, {now} when "
+                    f"read past record {frame - 1 - first_frame} (a capture ring overwriting it?); the "
+                    "records before are analysed")
+        told(frame, text)
+
     try:
         walk = _pcap_records if reader.kind == "pcap" else _pcapng_records
+        if on_problem is not None:
+            on_problem = problem
         try:
             yield from walk(reader, on_problem, lane, first_frame)
         except (OSError, EOFError, zlib.error) as exc:
@@ -601,6 +627,8 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
                            f"capture unreadable past record {reader.frames - first_frame} ({exc})")
         # The walk's own count: the last record yielded may be followed by some the lane took.
         frame = reader.frames
+        if reader.changed is not None and reader.changed != (-1, -1) and on_problem is not None:
+            on_problem(frame + 1, "")  # it shrank without cutting a record: said all the same
         if inflater is not None and inflater.cut_short and on_problem is not None:
             on_problem(frame + 1, f"the gzip-compressed capture is cut short after record "
                                   f"{frame - first_frame}: the file is truncated")
@@ -620,8 +648,7 @@ def sample(path: str, count: int) -> tuple[int, list[tuple], list[tuple]]:
     except (OSError, zlib.error) as exc:
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
     try:
-        buf = reader.map
-        if reader.kind != "pcap" or buf is None:
+        if reader.kind != "pcap" or reader.fd is None:
             reader.close()
             head: list[tuple] = []
             tail: collections.deque = collections.deque(maxlen=count)
@@ -635,27 +662,43 @@ def sample(path: str, count: int) -> tuple[int, list[tuple], list[tuple]]:
         unpack = struct.Struct(reader.endian + "IIII").unpack_from
         captured = struct.Struct(reader.endian + "8xI").unpack_from  # the walk reads this alone
         divisor = 1e9 if reader.nano else 1e6
-        linktype, size = reader.linktype, len(buf)
+        linktype, size, fd = reader.linktype, reader.size, reader.fd
         ends: collections.deque = collections.deque(maxlen=count)  # where the last records start
-        note, pos, last = ends.append, 24, len(buf) - 16
+        note, pos = ends.append, 24
         frames = 0
-        while pos <= last:  # the hot loop: a record header a turn, nothing else
-            caplen, = captured(buf, pos)
-            if caplen > _MAX_RECORD:
+        while pos + 16 <= size:
+            # A window of record headers (read by position: a file that shrinks gives a short
+            # read, never a signal); the records between them are not read.
+            window = os.pread(fd, _READ, pos)
+            base, last = pos, len(window) - 16
+            if last < 0:
                 break
-            note(pos)
-            frames += 1
-            pos += 16 + caplen
+            at = 0
+            while at <= last:  # the hot loop: a record header a turn, nothing else
+                caplen, = captured(window, at)
+                if caplen > _MAX_RECORD:
+                    break
+                note(base + at)
+                frames += 1
+                at += 16 + caplen
+            else:
+                pos = base + at
+                continue
+            break
 
         def record(at: int) -> tuple:
-            sec, usec, caplen, _ = unpack(buf, at)
-            return sec + usec / divisor, linktype, bytes(buf[at + 16:min(at + 16 + caplen, size)])
+            raw = os.pread(fd, 16, at)
+            sec, usec, caplen, _ = unpack(raw) if len(raw) == 16 else (0, 0, 0, 0)
+            return sec + usec / divisor, linktype, os.pread(fd, caplen, at + 16)
 
         head = []
         pos = 24
         while len(head) < min(count, frames):
             head.append(record(pos))
-            pos += 16 + unpack(buf, pos)[2]
+            raw = os.pread(fd, 16, pos)
+            if len(raw) < 16:
+                break
+            pos += 16 + unpack(raw)[2]
         return frames, head, [record(at) for at in ends]
     finally:
         reader.close()

@@ -171,10 +171,25 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
                         help="set a rule's level: error, warning, info or off (repeatable), "
                              "e.g. --rule GET-RSP-008=warning")
     parser.add_argument("--config", metavar="FILE",
-                        help=f"TOML file with a [rules] table of ID = LEVEL "
-                             f"(default: ./{CONFIG_FILE} if present; it is announced)")
+                        help=f"TOML file with a [rules] table of ID = LEVEL and a [limits] table of "
+                             f"NAME = VALUE (default: ./{CONFIG_FILE} if present; it is announced)")
     parser.add_argument("--no-config", action="store_true",
                         help=f"do not read ./{CONFIG_FILE} (nor does {NO_CONFIG_ENV}=1)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="change a limit on what a hostile capture can make the analysis keep "
+                             "(repeatable): inflated-bytes, cell-chars, problems-per-code, "
+                             "empty-messages, e.g. --limit cell-chars=4096")
+
+
+def _limits(args: argparse.Namespace, config: Config):
+    """Limits from the configuration's [limits], then --limit on top. Raises UsageError."""
+    from .limits import parse_limit_flags, parse_limits
+    from .rules import ConfigError
+
+    try:
+        return parse_limit_flags(args.limit, parse_limits(config.limits))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _port(text: str) -> int:
@@ -507,6 +522,7 @@ def _run(args: argparse.Namespace) -> Analysis:
     from .analysis import SchedulerError, find_inputs
 
     config, levels = _configuration(args)
+    limits = _limits(args, config)
     progress = None
     if sys.stderr.isatty() and not args.quiet:
         found, _ = find_inputs(args.captures)
@@ -520,7 +536,7 @@ def _run(args: argparse.Namespace) -> Analysis:
                            fast_lane=args.fast_lane, workers=args.workers, scheduler=args.scheduler,
                            on_set_done=progress.set_done if progress is not None else None,
                            on_file_done=progress.file_done if progress is not None else None,
-                           errors="collect")
+                           errors="collect", limits=limits)
     except SchedulerError as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import parse_limits
 from .rules.engine import ConfigError, check_levels
 
 CONFIG_FILE = "trace-analyzer.toml"
@@ -104,7 +105,12 @@ def parse_config(data: dict[str, Any], where: str = "configuration") -> tuple[di
         levels = check_levels(levels)
     except ConfigError as exc:
         raise ConfigError(f"{where}: [rules] {exc}") from None
-    return levels, dict(data.get("limits", {}))
+    limits = dict(data.get("limits", {}))
+    try:
+        parse_limits(limits)  # judged here, so a bad limit is refused with the file's name
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [limits] {exc}") from None
+    return levels, limits
 
 
 def load_config(path: str | None = None, use_default: bool = True) -> Config:

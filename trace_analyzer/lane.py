@@ -44,7 +44,7 @@ class LaneFlow:
     """One armed direction of a TCP connection, and what the lane counted for it."""
 
     __slots__ = ("key", "back_key", "seq", "left", "header", "size", "owner", "endpoints",
-                 "count", "whole", "first_frame", "run_frame", "run_at", "run_time", "frame", "at", "time",
+                 "count", "whole", "first_frame", "run_frame", "run_time", "frame", "at", "time",
                  "ack_frame", "ack_at", "ack_time")
 
     def __init__(self, key: bytes, back_key: bytes, seq: int, left: int, header: bytes, size: int,
@@ -65,7 +65,7 @@ class LaneFlow:
         self.count = 0  # payload bytes counted since the last flush
         self.whole = 0  # PDUs completed since the last flush
         self.first_frame = 0  # the frame where the current PDU began, if it began in the lane
-        self.run_frame, self.run_at, self.run_time = 0, 0, 0.0  # where the last completed PDU ended
+        self.run_frame, self.run_time = 0, 0.0  # where the last completed PDU ended; the largest time
         self.frame, self.at, self.time = 0, 0, 0.0  # last record of this direction
         self.ack_frame, self.ack_at, self.ack_time = 0, 0, 0.0  # last bare ACK the other way
 
@@ -228,6 +228,7 @@ class BulkLane:
         at, ip, signature = self._link  # type: ignore[misc]
         reach = ip + 34  # bytes of the frame the checks read
         pcapng, interfaces = self._pcapng, self._interfaces
+        time_at = self._time_at
         start = 28 if pcapng else 16  # where a record's frame begins
         first_pos, first_frame = pos, frame
         last_pos = -1
@@ -327,7 +328,11 @@ class BulkLane:
                     if whole:
                         flow.whole += whole
                         flow.run_frame = frame + 1
-                        flow.run_at = pos
+                        # The largest time of the records that ended a PDU, as the ordinary path
+                        # keeps (timestamps may go backwards): once per PDU, not per record.
+                        stamp = time_at(buf, pos)
+                        if stamp > flow.run_time or not flow.run_time:
+                            flow.run_time = stamp
                 seq_now = (seq_now + length) & 0xFFFFFFFF
                 count += length
             frame += 1
@@ -363,8 +368,6 @@ class BulkLane:
                 flow.time = time_at(buf, flow.at)
             if flow.ack_frame:
                 flow.ack_time = time_at(buf, flow.ack_at)
-            if flow.run_frame:
-                flow.run_time = time_at(buf, flow.run_at)
             if on_flush is not None:
                 on_flush(flow)
             flow.clear()

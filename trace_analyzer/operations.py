@@ -203,6 +203,10 @@ class Correlator:
 
     def _get_response(self, state: AssociationOperations, response: C_GET) -> None:
         message_id = response.MessageIDBeingRespondedTo
+        if not isinstance(message_id, int):
+            # Absent, or of the wrong length on the wire (its raw bytes): it names no C-GET, and
+            # is never a key (-1 stands for it, as for a request's).
+            message_id = -1
         invoker = _other(response.sender)
         key = (invoker, message_id)
         operation = state.outstanding.get(key)
@@ -219,8 +223,7 @@ class Correlator:
                 key = (invoker, operation.message_id)
             else:
                 # The C-GET-RQ is not in the capture: build the operation from its responses.
-                operation = Operation(response.capture, response.association,
-                                      message_id if isinstance(message_id, int) else -1, invoker)
+                operation = Operation(response.capture, response.association, message_id, invoker)
                 others = [op for op in state.outstanding.values() if op.invoker == invoker]
                 if others:
                     operation.unmatched_among = tuple(op.message_id for op in others)
@@ -249,10 +252,10 @@ class Correlator:
         that invoker is outstanding, on the response's presentation context."""
         session = state.session
         named = response.MessageIDBeingRespondedTo
-        if session is None or not isinstance(named, int) or session.capture_loss_possible():
+        if session is None or session.capture_loss_possible():
             return None
         arriving = session.in_progress(invoker)
-        if arriving is not None and arriving.command_field == C_GET_RQ \
+        if isinstance(named, int) and arriving is not None and arriving.command_field == C_GET_RQ \
                 and arriving.command.get("MessageID") == named:
             return None
         candidates = [op for op in state.outstanding.values() if op.invoker == invoker]
@@ -275,7 +278,8 @@ class Correlator:
         state.orphans = kept
 
     def _cancel(self, state: AssociationOperations, cancel: C_CANCEL) -> None:
-        key = (cancel.sender, cancel.MessageIDBeingRespondedTo)
+        named = cancel.MessageIDBeingRespondedTo
+        key = (cancel.sender, named if isinstance(named, int) else -1)
         operation = state.outstanding.get(key) or state.latest.get(key)
         if operation is None:
             self.unmatched.append(cancel)
@@ -313,7 +317,8 @@ class Correlator:
                 state.stores[key] = sub
 
     def _store_response(self, state: AssociationOperations, response: C_STORE) -> None:
-        key = (_other(response.sender), response.MessageIDBeingRespondedTo)
+        named = response.MessageIDBeingRespondedTo
+        key = (_other(response.sender), named if isinstance(named, int) else -1)
         sub = state.stores.pop(key, None)
         if sub is not None:
             sub.response = response
@@ -327,6 +332,11 @@ class Correlator:
             # A response whose request came before the capture began.
             self.unlinked_stores.append(SubOperation(response=response))
         self._notify("c_store_rsp", response, state, sub=sub)
+
+
+def message_id_text(message_id: int | None) -> str:
+    """A C-GET's Message ID for a sentence: -1 (and None) stand for one absent or unreadable."""
+    return str(message_id) if isinstance(message_id, int) and message_id >= 0 else "(Message ID unreadable)"
 
 
 def sub_operation_category(sub: SubOperation) -> str | None:

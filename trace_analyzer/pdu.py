@@ -140,7 +140,7 @@ def _plausible_pdv_chain(buf: bytearray, start: int, length: int, require_comman
     # Several PDVs: believe it only if the whole chain adds up.
     if len(buf) < end:
         return None if length <= _MAX_CHAIN_WAIT else False
-    while offset < end:
+    while offset + 6 <= end:  # a tail shorter than a PDV header ends the loop (and fails below)
         item_length = unpack_from(">I", buf, offset)[0]
         if item_length < 2 or item_length > end - offset - 4 or not buf[offset + 4] & 1 \
                 or buf[offset + 5] > 3:

@@ -168,8 +168,10 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(left) * 1.05 if left else 1)
     ax.set_ylim(-0.6, max(len(labels), 2) - 0.4)
-    ax.legend(title=legend_title, fontsize="small", title_fontsize="small", loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), frameon=False)
+    legend = ax.legend(title=legend_title, fontsize="small", title_fontsize="small", loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for text in legend.get_texts():  # peer names are wire text: never TeX, whatever rcParams say
+        text.set_usetex(False)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -177,18 +179,20 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
 
 
 def _select(rows: list[dict], message_id: int | None, association: int | None,
-            capture: str | None) -> list[dict]:
+            capture: str | None, operation: int | None = None) -> list[dict]:
     return [row for row in rows
             if (message_id is None or row["message_id"] == message_id)
+            and (operation is None or row["operation"] == operation)
             and (association is None or row["association"] == association)
             and (capture is None or capture in (row["capture"], row["capture_set"]))]
 
 
 def _no_such_c_get(operations: list[dict], message_id: int | None, association: int | None,
-                   capture: str | None) -> str:
+                   capture: str | None, operation: int | None = None) -> str:
     """Why a selection found nothing, with the C-GETs there are to choose from."""
     wanted = ", ".join(f"{name}={value!r}" for name, value in
-                       (("message_id", message_id), ("association", association), ("capture", capture))
+                       (("message_id", message_id), ("association", association), ("capture", capture),
+                        ("operation", operation))
                        if value is not None)
     if not operations:
         return f"no C-GET matches {wanted}: this analysis holds no C-GET"
@@ -200,7 +204,7 @@ def _no_such_c_get(operations: list[dict], message_id: int | None, association: 
 
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
                   capture: str | None = None, ax: Axes | None = None, legend: bool = True,
-                  tables: dict[str, list[dict]] | None = None) -> Axes:
+                  tables: dict[str, list[dict]] | None = None, operation: int | None = None) -> Axes:
     """Sub-operation counters of one C-GET over time, from its pending and final responses.
 
     The C-GET is chosen by ``message_id`` (with ``association`` and ``capture``
@@ -212,14 +216,15 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     are; one that matches several raises ValueError naming them. An analysis without any
     C-GET, with nothing selected, gives an empty plot.
     ``tables`` (``"operations"`` and ``"progress"`` rows) saves building them again
-    when many C-GETs are drawn.
+    when many C-GETs are drawn. ``operation`` (the tables' operation number) picks one
+    C-GET whatever its Message ID (which may be absent or unreadable).
     """
     ax = _new_axes(ax)
     tables = tables or {name: analysis.rows(name) for name in ("operations", "progress")}
-    operations = _select(tables["operations"], message_id, association, capture)
+    operations = _select(tables["operations"], message_id, association, capture, operation)
     xlabel, ylabel = "seconds since the C-GET request", "sub-operations"
-    if not operations and (message_id, association, capture) != (None, None, None):
-        raise ValueError(_no_such_c_get(tables["operations"], message_id, association, capture))
+    if not operations and (message_id, association, capture, operation) != (None, None, None, None):
+        raise ValueError(_no_such_c_get(tables["operations"], message_id, association, capture, operation))
     if not operations:
         return _empty(ax, "C-GET sub-operation progress", xlabel, ylabel, "No C-GET in this analysis")
     if len(operations) > 1:
@@ -229,15 +234,17 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
                          f"(and capture=): {choices}; plot_all_progress() draws them all")
     operation = operations[0]
     # By capture set: the responses of a C-GET that spans rotated files name the file each is in.
-    key = (operation["capture_set"], operation["association"], operation["message_id"])
+    key = (operation["capture_set"], operation["association"], operation["operation"])
     responses = [row for row in tables["progress"]
-                 if (row["capture_set"], row["association"], row["message_id"]) == key]
+                 if (row["capture_set"], row["association"], row["operation"]) == key]
     status = operation["status_hex"] or operation["status_meaning"] or "no final response"
     category = operation["status_category"] if operation["status_hex"] else None
     title = (f"{_capture_label(analysis, operation['capture'])}C-GET {operation['message_id']} "
              f"(association {operation['association']}): {status}" + (f" {category}" if category else ""))
     if not responses:
-        return _empty(ax, title, xlabel, ylabel, "No C-GET response in the capture")
+        _empty(ax, title, xlabel, ylabel, "No C-GET response in the capture")
+        ax.title.set_usetex(False)
+        return ax
 
     # Completed, warning and failed stacked from the bottom, remaining on top: the
     # top edge is the total the SCP announced. An absent counter counts as 0 here
@@ -261,7 +268,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     top = max([sum(row[c] or 0 for c in COUNTER_COLORS) for row in responses] + [1])
 
     record = next((o for o in analysis.operation_records
-                   if (o.capture, o.association, o.message_id) == key), None)
+                   if (o.capture, o.association, o.number) == key), None)
     start = operation["request_time"]
     if start is None and responses[0]["time"] is not None and responses[0]["elapsed_s"] is not None:
         start = responses[0]["time"] - responses[0]["elapsed_s"]
@@ -296,7 +303,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, top * 1.45 + 0.3)
     ax.set_xlim(left=min([0.0, *times]) - margin * 0.1)
-    ax.set_title(title)
+    ax.set_title(title, usetex=False)  # it may name the capture file: wire text, never TeX
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -328,8 +335,8 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
                "sub-operations", "No C-GET in this analysis")
         return figure
     for index, (operation, ax) in enumerate(zip(ordered, panels, strict=False)):
-        plot_progress(analysis, operation["message_id"], association=operation["association"],
-                      capture=operation["capture_set"], ax=ax, legend=index == 0, tables=tables)
+        plot_progress(analysis, association=operation["association"], capture=operation["capture_set"],
+                      ax=ax, legend=index == 0, tables=tables, operation=operation["operation"])
         ax.title.set_fontsize("medium")
     for ax in panels[len(ordered):]:
         ax.set_visible(False)

@@ -31,6 +31,8 @@ from pydicom.uid import UID
 from . import config
 from .commandset import C_CANCEL_RQ, C_GET_RQ, C_GET_RSP, C_STORE_RQ, C_STORE_RSP, CommandElement
 from .dimse import DimseMessage
+from .limits import INFLATION_CUT
+from .limits import active as active_limits
 
 __all__ = [
     "C_CANCEL",
@@ -106,20 +108,26 @@ def _encoding_for(transfer_syntax: str | None, data: bytes) -> tuple[bool, bool,
     return not explicit, True, False, name, f"{reason}; identifier read as {name}"
 
 
-def _inflate(data: bytes) -> tuple[bytes, list[str]]:
-    """Inflate a deflated data set; PS3.5 A.5 requires raw deflate (no zlib header)."""
+def _inflate(data: bytes, limit: int) -> tuple[bytes, list[str]]:
+    """Inflate a deflated data set; PS3.5 A.5 requires raw deflate (no zlib header). At most
+    ``limit`` bytes are inflated (a deflate bomb inflates a thousandfold): the rest is cut."""
     notes: list[str] = []
     try:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        inflated = inflater.decompress(data) + inflater.flush()
+        inflated = inflater.decompress(data, limit + 1)
     except zlib.error as raw_error:
         try:
             # Some senders wrap the stream in a zlib/gzip header; wbits 32+ auto-detects both.
             inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
-            inflated = inflater.decompress(data) + inflater.flush()
+            inflated = inflater.decompress(data, limit + 1)
         except zlib.error:
             raise raw_error from None
         notes.append("deflated identifier has a zlib/gzip header; PS3.5 A.5 requires raw deflate")
+    if len(inflated) > limit:
+        notes.append(f"deflated identifier of {len(data)} bytes {INFLATION_CUT} {limit} bytes: only the "
+                     f"first {limit} were inflated and decoded (limit inflated-bytes={limit})")
+        return inflated[:limit], notes
+    inflated += inflater.flush()
     if not inflater.eof:
         # zlib returns what it could without complaint when the stream is cut short.
         notes.append("deflated identifier stream ends before its final block (truncated)")
@@ -161,7 +169,7 @@ def decode_identifier(data: bytes, transfer_syntax: str | None) -> tuple[Dataset
         problems.append(note)
     if deflated:
         try:
-            data, notes = _inflate(data)
+            data, notes = _inflate(data, active_limits().inflated_bytes)
         except zlib.error as exc:
             problems.append(f"identifier could not be inflated ({name}): {exc}")
             return None, problems

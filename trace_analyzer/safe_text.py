@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .limits import cut_text
+
 # -- visible escapes ----------------------------------------------------------
 
 
@@ -172,13 +174,18 @@ def clean_value(column: str, value: str) -> str:
     return wire_value(value)
 
 
-def clean_row(row: dict[str, Any], columns: Iterable[str] | None = None) -> dict[str, Any]:
+def clean_row(row: dict[str, Any], columns: Iterable[str] | None = None,
+              cell_chars: int | None = None) -> dict[str, Any]:
     """A table row whose every text value is valid Unicode; cheap when it already is.
-    ``columns``: the only columns that can hold text (all of them when not given)."""
+    ``columns``: the only columns that can hold text (all of them when not given).
+    ``cell_chars``: a longer text is cut there, its length and digest said after it."""
     for column in row if columns is None else columns:
         value = row[column]
-        if type(value) is str and not value.isascii() and _SURROGATES.search(value):
-            row[column] = clean_value(column, value)
+        if type(value) is str:
+            if not value.isascii() and _SURROGATES.search(value):
+                value = row[column] = clean_value(column, value)
+            if cell_chars is not None and len(value) > cell_chars:
+                row[column] = cut_text(value, cell_chars)
     return row
 
 

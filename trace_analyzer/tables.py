@@ -18,6 +18,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 
 from .commandset import COMMAND_NAMES
+from .limits import DEFAULT as DEFAULT_LIMITS
 from .operations import Operation, SubOperation
 from .pdu_items import USER_IDENTITY_TYPES
 from .primitives import C_GET
@@ -240,7 +241,9 @@ _ROLE_NAMES = {(True, True): "SCU and SCP", (True, False): "SCU", (False, True):
                (False, False): "neither"}
 
 
-def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
+def identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
+    """(Query/Retrieve Level, the identifier as ``keyword=value; ...``) as the operations table
+    shows them."""
     if request is None:
         return None, None
     dataset = request.identifier_dataset
@@ -251,7 +254,9 @@ def _identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
         if element.VR == "SQ":
             parts.append(f"{element.keyword or element.tag}=<sequence of {len(element.value)}>")
             continue
-        parts.append(f"{element.keyword or element.tag}={element.value}")
+        value = element.value
+        # A value pydicom could not convert (UN, a wrong length) is given as its raw hex.
+        parts.append(f"{element.keyword or element.tag}={_str(value) if isinstance(value, bytes) else value}")
     level = dataset.get("QueryRetrieveLevel")
     return (str(level) if level is not None else None), "; ".join(parts)
 
@@ -286,13 +291,15 @@ def _linking(operation: Operation) -> dict:
     Message ID were taken as its own), with the reason."""
     detail = None
     if operation.misnumbered:
-        named = sorted({str(r.MessageIDBeingRespondedTo) for r in operation.misnumbered})
+        named = sorted({_str(r.MessageIDBeingRespondedTo) or "absent" for r in operation.misnumbered})
         linking = "misnumbered"
         detail = (f"{len(operation.misnumbered)} response(s) named Message ID {', '.join(named)}; "
                   f"taken as this C-GET's, the only one outstanding")
     elif operation.unmatched_among:
         linking = "ambiguous"
-        detail = (f"no C-GET-RQ had Message ID {operation.message_id}; its responses may answer C-GET "
+        named = (f"Message ID {operation.message_id}" if operation.message_id >= 0
+                 else "the Message ID its responses name (absent or unreadable)")
+        detail = (f"no C-GET-RQ had {named}; its responses may answer C-GET "
                   f"{', '.join(str(m) for m in operation.unmatched_among)}, outstanding at the time")
     else:
         linking = "ambiguous" if operation.overlapped else "unambiguous"
@@ -331,7 +338,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
         request, final = operation.request, operation.final
         last = final or (operation.responses[-1] if operation.responses else None)
         sop_class = request.AffectedSOPClassUID if request else (last.AffectedSOPClassUID if last else None)
-        level, identifier = _identifier_summary(request)
+        level, identifier = identifier_summary(request)
         status = _int(final.Status) if final else None
         counts = _sub_counts(operation)
         start = request.time if request else (operation.responses[0].time if operation.responses else None)
@@ -749,13 +756,14 @@ def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     texts = [column for column, kind in columns.items() if kind == "str"]
     frames = _FRAME_COLUMNS[name]
     times = _TIME_COLUMNS[name]
+    cell_chars = getattr(analysis, "limits", DEFAULT_LIMITS).cell_chars
     for row in _BUILDERS[name](analysis):
         row = {column: row.get(column) for column in columns}
         for column in times:
             row[f"{column}_utc"] = utc_text(row[column])
         if "capture_set" in row:
             analysis.place(row, frames)  # which capture set, file and frame in it
-        yield clean_row(row, texts)
+        yield clean_row(row, texts, cell_chars)
 
 
 def rows(name: str, analysis: Analysis) -> list[dict[str, Any]]:

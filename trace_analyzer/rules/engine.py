@@ -386,7 +386,7 @@ def check_levels(levels: dict[str, str]) -> dict[str, str]:
 class RulesEngine:
     """Run the registered checks on pipeline events; keep the findings."""
 
-    def __init__(self, levels: dict[str, str] | None = None) -> None:
+    def __init__(self, levels: dict[str, str] | None = None, max_per_rule: int | None = None) -> None:
         from . import load_families
 
         load_families()
@@ -402,6 +402,12 @@ class RulesEngine:
         self._lost: dict[tuple[str, int], int] = {}  # (capture, association) -> first loss frame
         self._views: dict[int, AssociationView] = {}  # id(session) -> view
         self._by_association: dict[tuple[str, int], AssociationView] = {}
+        #: Findings kept per (capture, association, rule); beyond it they are counted, and
+        #: summarised in one finding each by summarise() (a hostile capture can break a rule
+        #: millions of times). None: no bound.
+        self.max_per_rule = max_per_rule
+        self._per_rule: dict[tuple, int] = {}
+        self._over: dict[tuple, list] = {}  # key -> [count, first frame, last finding]
 
     def _on(self, rule_id: str | tuple[str, ...]) -> bool:
         ids = rule_id if isinstance(rule_id, tuple) else (rule_id,)
@@ -465,6 +471,18 @@ class RulesEngine:
             reporter._rule = rule_id
             check(reporter, event)
 
+    def summarise(self) -> None:
+        """One finding per association and rule that broke max_per_rule, counting the rest."""
+        over, self._over = self._over, {}
+        limit, self.max_per_rule = self.max_per_rule, None  # the summaries themselves are kept
+        for count, first, (rule_id, view, detail, sender, frame, time, message_id, role, severity) \
+                in over.values():
+            detail = (f"{count} more finding(s) of {rule_id} in this association, frames "
+                      f"{first}-{frame}, not listed one by one: the first {limit} are "
+                      f"(limit problems-per-code={limit}); the last said: {detail}")
+            self._add(rule_id, view, detail, sender, frame, time, message_id, role, None, severity)
+        self.max_per_rule = limit
+
     def lost_at(self, finding: Finding) -> int | None:
         """Frame of the first loss in the finding's association."""
         return self._lost.get((finding.capture, finding.association))
@@ -476,6 +494,19 @@ class RulesEngine:
 
     def _add(self, rule_id: str, view: AssociationView, detail: str, sender: str | None, frame,
              time, message_id, role: str, primitive: Any, severity: str | None = None) -> None:
+        if self.max_per_rule is not None and not (view.lost_at is not None and rule_id in LOSS_SENSITIVE):
+            key = (view.capture, view.association, rule_id)
+            count = self._per_rule.get(key, 0) + 1
+            self._per_rule[key] = count
+            if count > self.max_per_rule:  # counted; the last one's fields kept for the summary
+                over = self._over.get(key)
+                last = (rule_id, view, detail, sender, frame, time, message_id, role, severity)
+                if over is None:
+                    self._over[key] = [1, frame, last]
+                else:
+                    over[0] += 1
+                    over[2] = last
+                return
         info = CATALOG[rule_id]
         if severity is None or rule_id in self.levels:
             severity = self.severity(rule_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from struct import unpack_from
 
+from ..operations import message_id_text
 from ..pdu import A_ABORT, A_ASSOCIATE_RJ, A_RELEASE_RP, A_RELEASE_RQ, P_DATA_TF
 from .engine import Event, Reporter, rule
 
@@ -176,7 +177,8 @@ def abort_with_get_outstanding(report: Reporter, event: Event) -> None:
     sender, frame, time = seen
     for (invoker, message_id), operation in list(correlation.outstanding.items()):
         role = "C-GET SCU" if sender == invoker else "C-GET SCP"
-        report(f"A-ABORT from the {sender or 'unknown side'} ended the association while C-GET {message_id} "
+        report(f"A-ABORT from the {sender or 'unknown side'} ended the association while C-GET "
+               f"{message_id_text(message_id)} "
                f"had no final response ({len(operation.pending_responses)} Pending responses and "
                f"{len(operation.sub_operations)} sub-operations seen); the operation is incomplete and the "
                "fate of its sub-operations is undefined",
