@@ -33,9 +33,10 @@ from .capture import STDIN, CaptureError, CaptureRecord, capture_kind, iter_reco
 from .capture_sets import CaptureSet, FileFacts, group, note_segment
 from .dimse import DimseMessage
 from .lane import BulkLane, LaneFlow
+from .linking import Retrieve, link
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
-from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
+from .primitives import C_GET, Primitive, primitive_from_message
 from .rules import Finding, RulesEngine
 from .tcp import ConnectionClosed, ConnectionOpened, StreamData, StreamGap, TcpReassembler
 
@@ -73,7 +74,7 @@ class SetResult:
     name: str
     summaries: list[CaptureSummary]
     associations: list[AssociationRecord]
-    messages: list[C_GET | C_STORE | C_CANCEL]
+    messages: list[Primitive]
     other_messages: list[DimseMessage]
     operations: list[Operation]
     unlinked_stores: list[SubOperation]
@@ -98,8 +99,8 @@ class CaptureAnalyzer:
         self._file_named = False
         self.cut_frame = 0  # the frame of a record cut short at the current file's end, if any
         self.associations: list[AssociationRecord] = []
-        self.messages: list[C_GET | C_STORE | C_CANCEL] = []
-        self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
+        self.messages: list[Primitive] = []
+        self.other_messages: list[DimseMessage] = []  # N- services ...: counted in the messages table
         self.problems: list[Problem] = []
         self.correlator = Correlator()
         self.rules = RulesEngine(rule_levels)
@@ -290,13 +291,13 @@ class Analysis:
     """
 
     def __init__(self, results: list[SetResult | CaptureAnalyzer], failures: list[CaptureSummary],
-                 skipped: list[str] | None = None) -> None:
+                 skipped: list[str] | None = None, rule_levels: dict[str, str] | None = None) -> None:
         sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
         for failure in failures:
             failure.capture_set = failure.capture_set or failure.capture
         self.captures: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
         self.association_records: list[AssociationRecord] = [a for r in sets for a in r.associations]
-        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for r in sets for m in r.messages]
+        self.primitives: list[Primitive] = [m for r in sets for m in r.messages]
         self.other_messages: list[DimseMessage] = [m for r in sets for m in r.other_messages]
         self.operation_records: list[Operation] = [o for r in sets for o in r.operations]
         self.unlinked_stores: list[SubOperation] = [s for r in sets for s in r.unlinked_stores]
@@ -314,6 +315,28 @@ class Analysis:
                 self._files[r.name] = ([c.frame_offset for c in r.summaries],
                                        [c.capture for c in r.summaries])
         self._tables: dict[str, Any] = {}
+        self._link(rule_levels)
+
+    def _link(self, rule_levels: dict[str, str] | None) -> None:
+        """Link each C-MOVE to its sub-operations on other associations (linking.py), across
+        every capture set, and judge what only the linked whole shows (retrieve-level rules)."""
+        from .rules import retrieve_findings
+
+        #: One per C-MOVE, and per C-MOVE known only from its sub-operations' originator fields.
+        self.retrieves: list[Retrieve] = link(self.association_records, self.operation_records,
+                                              self.unlinked_stores)
+        if not self.retrieves:
+            return
+        # A C-STORE linked to a C-MOVE is a sub-operation now, not a C-STORE outside any retrieve.
+        self.unlinked_stores = [s for s in self.unlinked_stores if s.link is None]
+        self.findings.extend(retrieve_findings(self, rule_levels or {}))
+
+    @property
+    def outside_retrieves(self) -> bool:
+        """True when some messages are in no C-GET's rows: C-MOVE, C-FIND, C-ECHO, C-STORE
+        outside any retrieve, N- services."""
+        return bool(self.other_messages or self.unlinked_stores
+                    or any(o.service != "C-GET" for o in self.operation_records))
 
     @property
     def capture_sets(self) -> list[str]:
@@ -596,7 +619,7 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             local = remote + local
         for capture_set in local:
             done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done), None)
-    return Analysis([results[s.name] for s in sets], failures, skipped)
+    return Analysis([results[s.name] for s in sets], failures, skipped, rules)
 
 
 class _Processes:

@@ -323,7 +323,7 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
         rows = analysis.rows(name)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
-        if name == "messages" and not show_all and not (analysis.other_messages or analysis.unlinked_stores):
+        if name == "messages" and not show_all and not analysis.outside_retrieves:
             continue  # every message is in the C-GET tables already
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
