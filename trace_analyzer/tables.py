@@ -311,13 +311,20 @@ def _finding_counts(analysis: Analysis) -> dict[tuple, dict[str, int]]:
 
 def standalone_stores(analysis: Analysis) -> list[tuple[int, SubOperation]]:
     """The C-STOREs outside any retrieve, each with its number among its capture's operations
-    (after the C-GET, C-MOVE, C-FIND and C-ECHO ones): the operations table's rows for them."""
+    (after the C-GET, C-MOVE, C-FIND and C-ECHO ones): the operations table's rows for them.
+    A C-STORE no C-GET could own on an association that carries C-GETs is not one: it is a
+    stray of theirs (the GET-SUB rules say what is wrong with it), as before C-MOVE came."""
     numbers: dict[str, int] = {}
+    with_gets = set()
     for operation in analysis.operation_records:
         numbers[operation.capture] = max(numbers.get(operation.capture, 0), operation.number)
+        if operation.service == "C-GET":
+            with_gets.add((operation.capture, operation.association))
     out = []
     for sub in analysis.unlinked_stores:
         primitive = sub.request or sub.response
+        if (primitive.capture, primitive.association) in with_gets:
+            continue
         number = numbers[primitive.capture] = numbers.get(primitive.capture, 0) + 1
         out.append((number, sub))
     return out
