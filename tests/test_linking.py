@@ -1,0 +1,162 @@
+"""C-MOVE retrieves linked across associations (trace_analyzer/linking.py), on crafted captures
+of two or more interleaved associations: the C-MOVE on one, its C-STOREs on another."""
+
+from __future__ import annotations
+
+import move_builders as mb
+from scapy.utils import wrpcap
+from test_table_invariants import check_invariants
+
+import trace_analyzer
+
+
+def analyze(tmp_path, steps, name="move.pcap", conns=None, **options):
+    path = tmp_path / name
+    wrpcap(str(path), mb.packets(steps, conns))
+    analysis = trace_analyzer.analyze(str(path), **options)
+    assert analysis.errors == []
+    check_invariants(analysis)
+    return analysis
+
+
+def retrieve(count=3, origin_ae="MOVESCU", origin_id=1, store_after_first_pending=False, status=0x0000,
+             final_counters=None, conn="store", message_id=1):
+    """One C-MOVE of ``count`` instances with its sub-operation association."""
+    steps = mb.move_open() + [("move", "c", mb.c_move_rq(message_id))]
+    if store_after_first_pending:
+        steps.append(("move", "s", mb.c_move_rsp(message_id, 0xFF00, (count, 0, 0, 0))))
+    steps += mb.store_open(conn)
+    done = 0
+    for index in range(count):
+        steps += mb.stores(1, origin_ae, origin_id, conn=conn, first=index + 1, status=status)
+        done += 1
+        steps.append(("move", "s", mb.c_move_rsp(message_id, 0xFF00, (count - done, done, 0, 0))))
+    completed = count if status == 0 else 0
+    failed = 0 if status == 0 else count
+    steps += mb.close(conn)
+    steps.append(("move", "s", mb.c_move_rsp(message_id, 0x0000 if status == 0 else 0xA702,
+                                             final_counters or (None, completed, failed, 0))))
+    return steps + mb.close("move")
+
+
+def test_sub_operations_are_linked_by_their_originator_fields(tmp_path):
+    analysis = analyze(tmp_path, retrieve())
+    [operation] = analysis.rows("operations")
+    assert operation["service"] == "C-MOVE" and operation["move_destination"] == "STORESCP"
+    assert operation["sub_operations"] == operation["sub_operations_completed"] == 3
+    assert operation["link"] == "originator" and operation["sub_operation_associations"] == "2"
+    assert operation["linking"] == "unambiguous" and operation["pending_responses"] == 3
+    subs = analysis.rows("sub_operations")
+    assert [(s["association"], s["operation"], s["get_message_id"], s["link"], s["service"]) for s in subs] == [
+        (2, 1, 1, "originator", "C-MOVE")] * 3
+    assert [s["move_originator_ae"] for s in subs] == ["MOVESCU"] * 3
+    assert [r["service"] for r in analysis.rows("progress")] == ["C-MOVE"] * 4
+    [record] = analysis.retrieves
+    assert record.associations == [(str(tmp_path / "move.pcap"), 2)] and record.link == "originator"
+    assert not [f for f in analysis.findings if f.rule.startswith("MOVE-")]
+
+
+def test_association_opened_after_the_first_response(tmp_path):
+    analysis = analyze(tmp_path, retrieve(store_after_first_pending=True))
+    [operation] = analysis.rows("operations")
+    assert operation["sub_operations"] == 3 and operation["pending_responses"] == 4
+    assert {s["link"] for s in analysis.rows("sub_operations")} == {"originator"}
+
+
+def test_without_originator_fields_linked_by_destination_and_time(tmp_path):
+    analysis = analyze(tmp_path, retrieve(origin_ae=None, origin_id=None))
+    [operation] = analysis.rows("operations")
+    assert operation["sub_operations"] == 3 and operation["link"] == "inferred"
+    assert {s["link"] for s in analysis.rows("sub_operations")} == {"inferred"}
+    assert [f.rule for f in analysis.findings if f.rule.startswith("MOVE-")] == ["MOVE-SUB-001"] * 3
+
+
+def test_two_c_moves_at_once_told_apart_by_message_id(tmp_path):
+    # One SCU, two C-MOVEs outstanding (IDs 1 and 2), their C-STOREs interleaved on one association.
+    steps = mb.move_open() + [("move", "c", mb.c_move_rq(1)), ("move", "c", mb.c_move_rq(2))]
+    steps += mb.store_open()
+    steps += mb.stores(1, origin_id=1, first=1) + mb.stores(1, origin_id=2, first=2)
+    steps += mb.stores(1, origin_id=2, first=3)
+    steps += mb.close("store")
+    steps += [("move", "s", mb.c_move_rsp(1, 0x0000, (None, 1, 0, 0))),
+              ("move", "s", mb.c_move_rsp(2, 0x0000, (None, 2, 0, 0)))] + mb.close("move")
+    analysis = analyze(tmp_path, steps)
+    counts = {o["message_id"]: o["sub_operations"] for o in analysis.rows("operations")}
+    assert counts == {1: 1, 2: 2}
+    assert not [f for f in analysis.findings if f.rule.startswith("MOVE-CNT")]
+
+
+def test_two_c_moves_without_originator_fields_are_ambiguous(tmp_path):
+    steps = mb.move_open() + [("move", "c", mb.c_move_rq(1)), ("move", "c", mb.c_move_rq(2))]
+    steps += mb.store_open() + mb.stores(2, origin_ae=None, origin_id=None) + mb.close("store")
+    steps += [("move", "s", mb.c_move_rsp(1, 0x0000, (None, 1, 0, 0))),
+              ("move", "s", mb.c_move_rsp(2, 0x0000, (None, 1, 0, 0)))] + mb.close("move")
+    analysis = analyze(tmp_path, steps)
+    operations = analysis.rows("operations")
+    assert [(o["sub_operations"], o["sub_operations_ambiguous"], o["linking"]) for o in operations] == [
+        (0, 2, "ambiguous")] * 2
+    subs = analysis.rows("sub_operations")
+    assert [(s["operation"], s["ambiguous"], s["candidate_get_message_ids"]) for s in subs] == [
+        (None, True, "1 2")] * 2
+    # Counters are not compared with C-STOREs that may be either's.
+    assert not [f for f in analysis.findings if f.rule.startswith("MOVE-CNT")]
+
+
+def test_two_requestors_same_message_id_told_apart_by_ae_title(tmp_path):
+    conns = {"a": (("127.0.0.1", 40001), ("127.0.0.2", 11112)), "b": (("127.0.0.4", 40002), ("127.0.0.2", 11112)),
+             "store": mb.STORE_CONN, "store2": (("127.0.0.2", 40101), ("127.0.0.3", 11113))}
+    steps = []
+    for conn, ae in (("a", "SCU_A"), ("b", "SCU_B")):
+        steps += [(conn, side, data) for _, side, data in mb.move_open(calling=ae)]
+        steps.append((conn, "c", mb.c_move_rq(1)))
+    steps += mb.store_open("store") + mb.store_open("store2")
+    steps += mb.stores(2, origin_ae="SCU_A", conn="store") + mb.stores(1, origin_ae="SCU_B", conn="store2")
+    steps += mb.close("store") + mb.close("store2")
+    steps += [("a", "s", mb.c_move_rsp(1, 0x0000, (None, 2, 0, 0))),
+              ("b", "s", mb.c_move_rsp(1, 0x0000, (None, 1, 0, 0)))]
+    analysis = analyze(tmp_path, steps, conns=conns)
+    rows = {o["association"]: (o["sub_operations"], o["link"]) for o in analysis.rows("operations")}
+    assert rows == {1: (2, "originator"), 2: (1, "originator")}
+    assert not [f for f in analysis.findings if f.rule.startswith("MOVE-")]
+
+
+def test_only_the_c_move_association_captured(tmp_path):
+    steps = [s for s in retrieve() if s[0] == "move"]
+    analysis = analyze(tmp_path, steps)
+    [operation] = analysis.rows("operations")
+    assert operation["sub_operations"] == 0 and operation["completed"] == 3
+    assert operation["link"] is None and operation["sub_operation_associations"] is None
+    assert not [f for f in analysis.findings if f.rule.startswith("MOVE-CNT")]
+
+
+def test_only_the_sub_operation_association_captured(tmp_path):
+    steps = [s for s in retrieve() if s[0] == "store"]
+    analysis = analyze(tmp_path, steps)
+    assert analysis.rows("operations") == []  # no C-STORE outside a retrieve: they name one
+    subs = analysis.rows("sub_operations")
+    assert [(s["operation"], s["get_message_id"], s["link"], s["move_originator_ae"]) for s in subs] == [
+        (None, 1, "originator", "MOVESCU")] * 3
+    [record] = analysis.retrieves
+    assert record.move is None and (record.originator_ae, record.message_id) == ("MOVESCU", 1)
+
+
+def test_plain_c_stores_are_operations_of_their_own(tmp_path):
+    steps = [s for s in retrieve(origin_ae=None, origin_id=None, status=0xA700) if s[0] == "store"]
+    analysis = analyze(tmp_path, steps)
+    operations = analysis.rows("operations")
+    assert [(o["service"], o["final_status"], o["status_category"]) for o in operations] == [
+        ("C-STORE", 0xA700, "Failure")] * 3
+    assert [o["operation"] for o in operations] == [1, 2, 3]
+    [status] = analysis.rows("statuses")
+    assert (status["service"], status["status"], status["responses"]) == ("C-STORE", 0xA700, 3)
+    assert analysis.rows("sub_operations") == []
+
+
+def test_linking_across_capture_sets_merged(tmp_path):
+    # The two associations captured in two files that do not continue each other: each is its
+    # own capture set, and the merge links them all the same.
+    wrpcap(str(tmp_path / "a.pcap"), mb.packets([s for s in retrieve() if s[0] == "move"]))
+    wrpcap(str(tmp_path / "b.pcap"), mb.packets([s for s in retrieve() if s[0] == "store"], start=1_700_000_000.03))
+    analysis = trace_analyzer.analyze([str(tmp_path / "a.pcap"), str(tmp_path / "b.pcap")])
+    [move] = [o for o in analysis.operation_records if o.service == "C-MOVE"]
+    assert len(move.sub_operations) == 3 and {s.link for s in move.sub_operations} == {"originator"}
