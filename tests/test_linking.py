@@ -47,8 +47,8 @@ def test_sub_operations_are_linked_by_their_originator_fields(tmp_path):
     assert operation["link"] == "originator" and operation["sub_operation_associations"] == "2"
     assert operation["linking"] == "unambiguous" and operation["pending_responses"] == 3
     subs = analysis.rows("sub_operations")
-    assert [(s["association"], s["operation"], s["get_message_id"], s["link"], s["service"]) for s in subs] == [
-        (2, 1, 1, "originator", "C-MOVE")] * 3
+    keys = ("association", "operation", "get_message_id", "link", "service")
+    assert [tuple(s[k] for k in keys) for s in subs] == [(2, 1, 1, "originator", "C-MOVE")] * 3
     assert [s["move_originator_ae"] for s in subs] == ["MOVESCU"] * 3
     assert [r["service"] for r in analysis.rows("progress")] == ["C-MOVE"] * 4
     [record] = analysis.retrieves
@@ -103,7 +103,8 @@ def test_two_c_moves_without_originator_fields_are_ambiguous(tmp_path):
 
 
 def test_two_requestors_same_message_id_told_apart_by_ae_title(tmp_path):
-    conns = {"a": (("127.0.0.1", 40001), ("127.0.0.2", 11112)), "b": (("127.0.0.4", 40002), ("127.0.0.2", 11112)),
+    conns = {"a": (("127.0.0.1", 40001), ("127.0.0.2", 11112)),
+             "b": (("127.0.0.4", 40002), ("127.0.0.2", 11112)),
              "store": mb.STORE_CONN, "store2": (("127.0.0.2", 40101), ("127.0.0.3", 11113))}
     steps = []
     for conn, ae in (("a", "SCU_A"), ("b", "SCU_B")):
@@ -156,7 +157,8 @@ def test_linking_across_capture_sets_merged(tmp_path):
     # The two associations captured in two files that do not continue each other: each is its
     # own capture set, and the merge links them all the same.
     wrpcap(str(tmp_path / "a.pcap"), mb.packets([s for s in retrieve() if s[0] == "move"]))
-    wrpcap(str(tmp_path / "b.pcap"), mb.packets([s for s in retrieve() if s[0] == "store"], start=1_700_000_000.03))
+    later = 1_700_000_000.03
+    wrpcap(str(tmp_path / "b.pcap"), mb.packets([s for s in retrieve() if s[0] == "store"], start=later))
     analysis = trace_analyzer.analyze([str(tmp_path / "a.pcap"), str(tmp_path / "b.pcap")])
     [move] = [o for o in analysis.operation_records if o.service == "C-MOVE"]
     assert len(move.sub_operations) == 3 and {s.link for s in move.sub_operations} == {"originator"}
