@@ -38,9 +38,9 @@ def _move_with(request: bytes):
 
 def find_steps(responses=None, request=None):
     contexts = [(1, mb.STUDY_ROOT_FIND, 0)]
-    match = identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3")
     if responses is None:
-        responses = [mb.c_find_rsp(1, 0xFF00, match), mb.c_find_rsp(1, 0xFF00, match), mb.c_find_rsp(1, 0x0000)]
+        responses = [mb.c_find_rsp(1, 0xFF00, MATCH), mb.c_find_rsp(1, 0xFF00, MATCH),
+                     mb.c_find_rsp(1, 0x0000)]
     return ([("find", "c", associate(True, contexts, calling="FINDSCU", called="QRSCP")),
              ("find", "s", associate(False, contexts, calling="FINDSCU", called="QRSCP")),
              ("find", "c", request or mb.c_find_rq(1))]
