@@ -422,8 +422,13 @@ class Analysis:
         raise AttributeError(name)
 
     def __repr__(self) -> str:
+        services: dict[str, int] = {}
+        for operation in self.operation_records:
+            services[operation.service] = services.get(operation.service, 0) + 1
+        others = "".join(f" {name.lower().replace('-', '_')}s={count}" for name, count in services.items()
+                         if name != "C-GET")
         return (f"<Analysis captures={len(self.captures)} associations={len(self.association_records)} "
-                f"c_gets={len(self.operation_records)} problems={len(self.problem_records)}>")
+                f"c_gets={services.get('C-GET', 0)}{others} problems={len(self.problem_records)}>")
 
 
 def analyze_capture(path: str, ports: Iterable[int] = (),

@@ -28,7 +28,8 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
                  "transfer_syntax_name", "requestor_may", "acceptor_may"),
-    "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "request_frame",
+    "operations": ("association", "service", "message_id", "sop_class_name", "query_retrieve_level",
+                   "move_destination", "request_frame",
                    "status_hex", "status_category", "remaining", "completed", "failed", "warning",
                    "pending_responses", "sub_operations", "sub_operations_failed", "cancel_requested",
                    "duration_s", "status_meaning", "error_comment", "offending_element"),
@@ -36,7 +37,7 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
                  "remaining", "completed", "failed", "warning"),
     "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
                        "affected_sop_instance_uid", "request_frame", "response_frame", "status_hex",
-                       "status_category", "status_meaning", "dataset_bytes", "latency_s"),
+                       "status_category", "status_meaning", "dataset_bytes", "latency_s", "link"),
     # Shown when the capture holds messages outside any C-GET (C-ECHO, C-FIND, plain C-STORE...).
     "messages": ("association", "frame", "sender", "context_id", "command", "message_id",
                  "message_id_being_responded_to", "affected_sop_class_uid", "status", "dataset_bytes"),
@@ -57,6 +58,8 @@ TITLES = {
     "problems": "Capture and protocol problems",
 }
 MAX_CELL = 48
+#: Columns shown only when a table holds rows of another service than C-GET.
+_OTHER_SERVICE_COLUMNS = ("service", "move_destination", "link")
 #: On a narrow terminal, the columns given up first (the rest go from the right).
 NARROW_DROP: dict[str, tuple[str, ...]] = {
     "messages": ("affected_sop_class_uid", "dataset_bytes", "context_id", "message_id_being_responded_to"),
@@ -64,7 +67,8 @@ NARROW_DROP: dict[str, tuple[str, ...]] = {
                      "requestor_max_pdu", "acceptor_max_pdu", "first_frame", "last_frame", "client",
                      "server"),
     "contexts": ("abstract_syntax", "requestor_may", "acceptor_may", "transfer_syntax_name"),
-    "operations": ("sop_class_name", "query_retrieve_level", "request_frame", "pending_responses",
+    "operations": ("service", "move_destination", "sop_class_name", "query_retrieve_level", "request_frame",
+                   "pending_responses",
                    "sub_operations", "offending_element", "error_comment", "duration_s", "status_meaning",
                    "cancel_requested", "sub_operations_failed"),
     "progress": ("elapsed_s", "status_category"),
@@ -325,6 +329,9 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
             continue
         if name == "messages" and not show_all and not analysis.outside_retrieves:
             continue  # every message is in the C-GET tables already
+        if not any(row.get("service") not in (None, "C-GET") for row in rows):
+            # A capture of C-GETs only reads as before C-MOVE came: no columns that are all alike.
+            columns = tuple(c for c in columns if c not in _OTHER_SERVICE_COLUMNS)
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
         out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,
