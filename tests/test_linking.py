@@ -3,6 +3,8 @@ of two or more interleaved associations: the C-MOVE on one, its C-STOREs on anot
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import move_builders as mb
 from scapy.utils import wrpcap
 from test_table_invariants import check_invariants
@@ -162,3 +164,12 @@ def test_linking_across_capture_sets_merged(tmp_path):
     analysis = trace_analyzer.analyze([str(tmp_path / "a.pcap"), str(tmp_path / "b.pcap")])
     [move] = [o for o in analysis.operation_records if o.service == "C-MOVE"]
     assert len(move.sub_operations) == 3 and {s.link for s in move.sub_operations} == {"originator"}
+
+
+def test_serial_and_parallel_runs_link_the_same():
+    samples = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "sample_pcaps").glob("*move*"))
+    assert len(samples) == 3
+    serial = trace_analyzer.analyze(samples)
+    parallel = trace_analyzer.analyze(samples, workers=2)
+    for table in ("operations", "sub_operations", "statuses", "violations", "peers"):
+        assert serial.rows(table) == parallel.rows(table), table
