@@ -19,6 +19,8 @@ from .instances import write_instances
 from .pyn import QUERY_MODELS, status_category
 
 TIMEOUT = 30
+#: Connection, ACSE and DIMSE timeouts (seconds) for the DCMTK SCU tools.
+NETWORK_TIMEOUTS = ("-to", "10", "-ta", "10", "-td", "10")
 _DCMTK = "dcmtk"
 
 
@@ -144,12 +146,7 @@ def run_getscu(
         called_ae,
         "-pdu",
         str(max_pdu),
-        "-to",
-        "10",
-        "-ta",
-        "10",
-        "-td",
-        "10",
+        *NETWORK_TIMEOUTS,
         "-k",
         f"QueryRetrieveLevel={level}",
     ]

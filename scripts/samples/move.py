@@ -14,6 +14,7 @@ from pathlib import Path
 from .capture import LoopbackCapture, ManagedProcess, SampleError, find_tool, free_port
 from .dcmtk import (
     _DCMTK,
+    NETWORK_TIMEOUTS,
     TIMEOUT,
     DcmQrScp,
     _int_or_none,
@@ -100,12 +101,7 @@ def _movescu(port: int, workdir: Path, destination: str, keys: dict[str, str], c
         QR_SCP,
         "-aem",
         destination,
-        "-to",
-        "10",
-        "-ta",
-        "10",
-        "-td",
-        "10",
+        *NETWORK_TIMEOUTS,
         "-k",
         "QueryRetrieveLevel=STUDY",
     ]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from ..commandset import NO_DATA_SET
 from ..status import C_FIND_RANGES, C_FIND_STATUS, GENERAL_STATUS, status_hex
 from .engine import Event, Reporter, rule
+from .move_rq import level_problem, missing
 
 PENDING = (0xFF00, 0xFF01)
+_REQUEST_REQUIRED = (("AffectedSOPClassUID", "(0000,0002)"), ("MessageID", "(0000,0110)"),
+                     ("Priority", "(0000,0700)"))
 _RESPONSE_REQUIRED = (("MessageIDBeingRespondedTo", "(0000,0120)"), ("Status", "(0000,0900)"))
 
 
@@ -22,26 +25,18 @@ def _has_data_set(primitive) -> bool:
 
 @rule("FIND-001", "c_find_rq")
 def request_elements(report: Reporter, event: Event) -> None:
-    wire = event.primitive.wire
-    missing = [tag for keyword, tag in (("AffectedSOPClassUID", "(0000,0002)"), ("MessageID", "(0000,0110)"),
-                                        ("Priority", "(0000,0700)")) if keyword not in wire]
-    if missing:
-        report(f"C-FIND-RQ lacks {', '.join(missing)}; Table 9.3-3 requires them")
+    absent = missing(event.primitive.wire, _REQUEST_REQUIRED)
+    if absent:
+        report(f"C-FIND-RQ lacks {', '.join(absent)}; Table 9.3-3 requires them")
     if not _has_data_set(event.primitive):
         report("C-FIND-RQ announces no Identifier ((0000,0800) = 0x0101); its Identifier is required")
 
 
 @rule("FIND-002", "c_find_rq")
 def identifier_names_a_level(report: Reporter, event: Event) -> None:
-    primitive = event.primitive
-    if primitive.Identifier is None:
-        return
-    dataset = primitive.identifier_dataset
-    if dataset is None:
-        report("C-FIND-RQ Identifier cannot be decoded: "
-               + "; ".join(p for p in primitive.problems if p.startswith("identifier")))
-    elif "QueryRetrieveLevel" not in dataset:
-        report("C-FIND-RQ Identifier lacks Query/Retrieve Level (0008,0052)")
+    problem = level_problem(event.primitive)
+    if problem:
+        report(f"C-FIND-RQ {problem}")
 
 
 @rule("FIND-003", "c_find_rsp")
@@ -75,9 +70,9 @@ def status_defined(report: Reporter, event: Event) -> None:
 def response_elements(report: Reporter, event: Event) -> None:
     primitive = event.primitive
     wire = primitive.wire
-    missing = [tag for keyword, tag in _RESPONSE_REQUIRED if keyword not in wire]
-    if missing:
-        report(f"C-FIND-RSP lacks {', '.join(missing)}; Table 9.3-4 requires them")
+    absent = missing(wire, _RESPONSE_REQUIRED)
+    if absent:
+        report(f"C-FIND-RSP lacks {', '.join(absent)}; Table 9.3-4 requires them")
     operation = event.operation
     if operation is not None and primitive in operation.late_responses:
         report(f"C-FIND-RSP after the final response (frame {operation.final.frame}) of the same C-FIND")

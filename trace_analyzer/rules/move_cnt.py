@@ -67,37 +67,36 @@ def _outcomes(retrieve, context: RetrieveContext) -> dict[str, int] | None:
     return counts
 
 
-def _final_counter(retrieve, keyword: str) -> int | None:
-    return _value(retrieve.move.final, keyword)
+def _against_stores(report: RetrieveReporter, retrieve, context: RetrieveContext, keyword: str,
+                    category: str, name: str, answered: str, at_least: bool = False) -> None:
+    """Report when the final counter ``keyword`` differs from (or, ``at_least``, is below) the
+    linked C-STOREs answered with ``category``."""
+    counts = _outcomes(retrieve, context)
+    if counts is None:
+        return
+    said, seen = _value(retrieve.move.final, keyword), counts[category]
+    if at_least:
+        wrong = seen and (said is None or said < seen)
+    else:
+        wrong = said is not None and said != seen
+    if wrong:
+        report(f"final C-MOVE-RSP says {name} {said}, but {seen} sub-operation C-STORE(s) on association(s) "
+               f"{_named(retrieve)} {answered}", retrieve.move.final, "C-MOVE SCP")
 
 
 @retrieve_rule("MOVE-CNT-003")
 def completed_matches_stores(report: RetrieveReporter, retrieve, context: RetrieveContext) -> None:
-    counts = _outcomes(retrieve, context)
-    completed = _final_counter(retrieve, _COMPLETED) if counts is not None else None
-    if completed is not None and completed != counts[SUCCESS]:
-        report(f"final C-MOVE-RSP says Completed {completed}, but {counts[SUCCESS]} sub-operation "
-               f"C-STORE(s) on association(s) {_named(retrieve)} were answered 0x0000",
-               retrieve.move.final, "C-MOVE SCP")
+    _against_stores(report, retrieve, context, _COMPLETED, SUCCESS, "Completed", "were answered 0x0000")
 
 
 @retrieve_rule("MOVE-CNT-004")
 def failed_covers_stores(report: RetrieveReporter, retrieve, context: RetrieveContext) -> None:
-    counts = _outcomes(retrieve, context)
-    failed = _final_counter(retrieve, _FAILED) if counts is not None else None
-    if counts is not None and counts[FAILURE] and (failed is None or failed < counts[FAILURE]):
-        report(f"final C-MOVE-RSP says Failed {failed}, but {counts[FAILURE]} sub-operation C-STORE(s) "
-               f"on association(s) {_named(retrieve)} failed", retrieve.move.final, "C-MOVE SCP")
+    _against_stores(report, retrieve, context, _FAILED, FAILURE, "Failed", "failed", at_least=True)
 
 
 @retrieve_rule("MOVE-CNT-005")
 def warning_matches_stores(report: RetrieveReporter, retrieve, context: RetrieveContext) -> None:
-    counts = _outcomes(retrieve, context)
-    warning = _final_counter(retrieve, _WARNING) if counts is not None else None
-    if warning is not None and warning != counts[WARNING]:
-        report(f"final C-MOVE-RSP says Warning {warning}, but {counts[WARNING]} sub-operation C-STORE(s) "
-               f"on association(s) {_named(retrieve)} were answered with a Warning",
-               retrieve.move.final, "C-MOVE SCP")
+    _against_stores(report, retrieve, context, _WARNING, WARNING, "Warning", "were answered with a Warning")
 
 
 def _named(retrieve) -> str:

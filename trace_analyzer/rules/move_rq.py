@@ -17,12 +17,30 @@ _REQUIRED = (("AffectedSOPClassUID", "(0000,0002)"), ("MessageID", "(0000,0110)"
 _AE_FORBIDDEN = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
+def missing(wire: dict, required: tuple[tuple[str, str], ...]) -> list[str]:
+    """The tags of the ``required`` (keyword, tag) pairs absent from a message's wire elements."""
+    return [tag for keyword, tag in required if keyword not in wire]
+
+
+def level_problem(primitive) -> str | None:
+    """What is wrong with a Query/Retrieve request's Identifier as a query (None if nothing)."""
+    if primitive.Identifier is None:
+        return None  # the required-elements rule says when it was announced and is missing
+    dataset = primitive.identifier_dataset
+    if dataset is None:
+        return "Identifier cannot be decoded: " + "; ".join(
+            p for p in primitive.problems if p.startswith("identifier"))
+    if "QueryRetrieveLevel" not in dataset:
+        return "Identifier lacks Query/Retrieve Level (0008,0052)"
+    return None
+
+
 @rule("MOVE-RQ-001", "c_move_rq")
 def required_elements(report: Reporter, event: Event) -> None:
     wire = event.primitive.wire
-    missing = [tag for keyword, tag in _REQUIRED if keyword not in wire]
-    if missing:
-        report(f"C-MOVE-RQ lacks {', '.join(missing)}; Table 9.3-9 requires them")
+    missing_tags = missing(wire, _REQUIRED)
+    if missing_tags:
+        report(f"C-MOVE-RQ lacks {', '.join(missing_tags)}; Table 9.3-9 requires them")
     if wire.get("CommandDataSetType") == NO_DATA_SET:
         report("C-MOVE-RQ says no data set follows ((0000,0800) = 0x0101); its Identifier is required")
 
@@ -61,12 +79,6 @@ def sop_class_is_the_contexts(report: Reporter, event: Event) -> None:
 
 @rule("MOVE-RQ-005", "c_move_rq")
 def identifier_names_a_level(report: Reporter, event: Event) -> None:
-    primitive = event.primitive
-    if primitive.Identifier is None:
-        return  # MOVE-RQ-001 when it was announced and is missing
-    dataset = primitive.identifier_dataset
-    if dataset is None:
-        report("C-MOVE-RQ Identifier cannot be decoded: "
-               + "; ".join(p for p in primitive.problems if p.startswith("identifier")))
-    elif "QueryRetrieveLevel" not in dataset:
-        report("C-MOVE-RQ Identifier lacks Query/Retrieve Level (0008,0052)")
+    problem = level_problem(event.primitive)
+    if problem:
+        report(f"C-MOVE-RQ {problem}")

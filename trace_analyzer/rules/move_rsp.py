@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..status import C_MOVE_RANGES, C_MOVE_STATUS, GENERAL_STATUS, status_hex
 from .engine import Event, Reporter, rule
+from .move_rq import missing
 
 PENDING = (0xFF00, 0xFF01)
 _COUNTERS = (("NumberOfRemainingSuboperations", "(0000,1020)"),
@@ -28,10 +29,9 @@ def defined_for_move(status: int) -> bool:
 
 @rule("MOVE-RSP-001", "c_move_rsp")
 def required_elements(report: Reporter, event: Event) -> None:
-    wire = event.primitive.wire
-    missing = [tag for keyword, tag in _RESPONSE_REQUIRED if keyword not in wire]
-    if missing:
-        report(f"C-MOVE-RSP lacks {', '.join(missing)}; Table 9.3-10 requires them")
+    absent = missing(event.primitive.wire, _RESPONSE_REQUIRED)
+    if absent:
+        report(f"C-MOVE-RSP lacks {', '.join(absent)}; Table 9.3-10 requires them")
 
 
 @rule("MOVE-RSP-002", "c_move_rsp")
