@@ -173,3 +173,19 @@ def test_serial_and_parallel_runs_link_the_same():
     parallel = trace_analyzer.analyze(samples, workers=2)
     for table in ("operations", "sub_operations", "statuses", "violations", "peers"):
         assert serial.rows(table) == parallel.rows(table), table
+
+
+def test_a_refused_destination_association_belongs_to_the_retrieve(tmp_path):
+    # The destination rejects the association: no C-STORE, the C-MOVE fails its sub-operations.
+    from builders import _pdu
+
+    reject = _pdu(0x03, bytes([0, 1, 1, 3]))  # rejected-permanent, service-user, called AE not recognized
+    steps = mb.move_open() + [("move", "c", mb.c_move_rq(1)),
+                              ("store", "c", mb.store_open()[0][2]), ("store", "s", reject),
+                              ("move", "s", mb.c_move_rsp(1, 0xA702, (None, 0, 3, 0)))] + mb.close("move")
+    analysis = analyze(tmp_path, steps)
+    [record] = analysis.retrieves
+    assert record.associations == [(str(tmp_path / "move.pcap"), 2)] and record.sub_operations == []
+    [operation] = analysis.rows("operations")
+    assert operation["sub_operation_associations"] == "2" and operation["sub_operations"] == 0
+    assert {r["outcome"] for r in analysis.rows("associations")} >= {"rejected"}

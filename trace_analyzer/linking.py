@@ -150,7 +150,22 @@ class Linker:
                        and (m.scp_ae is None or calling is None or m.scp_ae == calling or m.scp_host == host)]
             for sub in subs:
                 self._link(sub, key, fitting, moves, called, orphans)
+        self._without_stores(moves)
         return [m.retrieve for m in moves] + list(orphans.values())
+
+    def _without_stores(self, moves: list[_Move]) -> None:
+        """An association to a Move Destination that carried no C-STORE (rejected, aborted, or
+        every sub-operation refused before it was sent) still belongs to the retrieve when one
+        C-MOVE alone fits it by AE titles and time: the retrieve lists it, no C-STORE is linked."""
+        for key, record in self._records.items():
+            if key in self._stores or record.request is None:
+                continue
+            calling, called, host = record.request.calling_ae, record.request.called_ae, _host(record.client)
+            fitting = [m for m in moves if m.destination == called
+                       and (m.scp_ae == calling or m.scp_host == host)
+                       and self._in_time(m, record.start_time)]
+            if len(fitting) == 1 and key not in fitting[0].retrieve.associations:
+                fitting[0].retrieve.associations.append(key)
 
     def _link(self, sub: SubOperation, key: tuple[str, int], fitting: list[_Move], moves: list[_Move],
               called: str | None, orphans: dict[tuple, Retrieve]) -> None:

@@ -677,7 +677,10 @@ def _violations(analysis: Analysis) -> Iterator[dict]:
 
 _ROLE_OF_SENDER = {("C-GET", True): "C-GET SCU", ("C-GET", False): "C-GET SCP",
                    ("C-CANCEL", True): "C-GET SCU",
-                   ("C-STORE", True): "Storage SCU", ("C-STORE", False): "Storage SCP"}
+                   ("C-STORE", True): "Storage SCU", ("C-STORE", False): "Storage SCP",
+                   ("C-MOVE", True): "C-MOVE SCU", ("C-MOVE", False): "C-MOVE SCP",
+                   ("C-FIND", True): "C-FIND SCU", ("C-FIND", False): "C-FIND SCP",
+                   ("C-ECHO", True): "Verification SCU", ("C-ECHO", False): "Verification SCP"}
 
 
 def peer_key(record, side: str) -> tuple:
