@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import move_builders as mb
+from fuzz_support import FUZZ
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.utils import wrpcap
 from test_table_invariants import check_invariants
 
@@ -189,3 +192,69 @@ def test_a_refused_destination_association_belongs_to_the_retrieve(tmp_path):
     [operation] = analysis.rows("operations")
     assert operation["sub_operation_associations"] == "2" and operation["sub_operations"] == 0
     assert {r["outcome"] for r in analysis.rows("associations")} >= {"rejected"}
+
+
+# -- generated retrieves -------------------------------------------------------------------------
+
+
+
+@st.composite
+def move_retrieves(draw):
+    """One or two C-MOVEs (one SCU, or two), their sub-operation associations opened anywhere in
+    the C-MOVE's life, C-STOREs with or without (right or wrong) originator fields, any counters
+    and statuses, and perhaps one step lost."""
+    conns = {"m1": mb.MOVE_CONN, "m2": (("127.0.0.4", 40002), ("127.0.0.2", 11112)),
+             "s1": mb.STORE_CONN, "s2": (("127.0.0.2", 40101), ("127.0.0.3", 11113))}
+    moves = draw(st.integers(1, 2))
+    same_id = draw(st.booleans())
+    plan, sent = [], 0
+    for index in range(1, moves + 1):
+        move, store = f"m{index}", f"s{index}"
+        message_id = 1 if same_id else index
+        ae = f"SCU{index}"
+        steps = [(move, side, data) for _, side, data in mb.move_open(calling=ae)]
+        steps.append((move, "c", mb.c_move_rq(message_id)))
+        body = [(store, side, data) for _, side, data in mb.store_open()]
+        count = draw(st.integers(0, 3))
+        sent += count
+        origin = draw(st.sampled_from(["full", "id", "none", "wrong"]))
+        for number in range(1, count + 1):
+            origin_ae = {"full": ae, "id": "QRSCP", "none": None, "wrong": ae}[origin]
+            origin_id = {"none": None, "wrong": 99}.get(origin, message_id)
+            status = draw(st.sampled_from([0x0000, 0xB000, 0xA700]))
+            body += [(store, side, data) for _, side, data in
+                     mb.stores(1, origin_ae, origin_id, first=number, status=status)]
+            body.append((move, "s", mb.c_move_rsp(message_id, 0xFF00,
+                                                  (count - number, draw(st.integers(0, 3)), 0, 0))))
+        body += [(store, side, data) for _, side, data in mb.close("store")]
+        if draw(st.booleans()):
+            body.append((move, "s", mb.c_move_rsp(message_id, draw(st.sampled_from([0x0000, 0xB000, 0xA801])),
+                                                  (None, count, 0, 0))))
+        plan.append((steps, body))
+    out = []
+    for steps, _ in plan:
+        out += steps
+    for _, body in plan:  # the sub-operations of each C-MOVE, one C-MOVE after the other
+        out += body
+    if draw(st.booleans()) and out:
+        del out[draw(st.integers(0, len(out) - 1))]
+    return out, conns, sent
+
+
+@FUZZ
+@given(move_retrieves())
+def test_generated_retrieves_link_and_tables_agree(generated):
+    import tempfile
+
+    steps, conns, sent = generated
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "generated.pcap"
+        wrpcap(str(path), mb.packets(steps, conns))
+        analysis = trace_analyzer.analyze(str(path))
+    assert analysis.errors == []
+    check_invariants(analysis)
+    # Each C-STORE sent is linked to at most one C-MOVE, or hangs ambiguous on several.
+    linked = sum(o["sub_operations"] for o in analysis.rows("operations") if o["service"] == "C-MOVE")
+    assert linked <= sent
+    for sub in analysis.rows("sub_operations"):
+        assert sub["link"] in ("originator", "originator-id", "inferred")

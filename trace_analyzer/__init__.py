@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .analysis import Analysis, CaptureAnalyzer, analyze
     from .capture import CaptureError
-    from .primitives import C_CANCEL, C_GET, C_STORE
+    from .linking import Retrieve
+    from .primitives import C_CANCEL, C_ECHO, C_FIND, C_GET, C_MOVE, C_STORE
     from .tables import TABLES
 
 _WHERE = {"Analysis": "analysis", "CaptureAnalyzer": "analysis", "analyze": "analysis",
           "CaptureError": "capture", "C_CANCEL": "primitives", "C_GET": "primitives",
-          "C_STORE": "primitives", "TABLES": "tables"}
+          "C_STORE": "primitives", "C_MOVE": "primitives", "C_FIND": "primitives", "C_ECHO": "primitives",
+          "Retrieve": "linking", "TABLES": "tables"}
 
-__all__ = ["Analysis", "C_CANCEL", "C_GET", "C_STORE", "CaptureAnalyzer", "CaptureError", "TABLES", "analyze"]
+__all__ = ["Analysis", "C_CANCEL", "C_ECHO", "C_FIND", "C_GET", "C_MOVE", "C_STORE", "CaptureAnalyzer",
+           "CaptureError", "Retrieve", "TABLES", "analyze"]
 __version__ = "0.1.0"
 
 
