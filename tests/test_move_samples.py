@@ -105,3 +105,17 @@ def test_find_and_echo_sample():
     assert len(set(uids)) == entry["find"]["matches"] and all(uids)
     assert {m["command"] for m in analysis.rows("messages")} == {
         "C-ECHO-RQ", "C-ECHO-RSP", "C-FIND-RQ", "C-FIND-RSP"}
+
+
+def test_summary_report_and_plots_show_the_c_move():
+    from trace_analyzer import plots, report
+
+    analysis = trace_analyzer.analyze(str(SAMPLES / "pynetdicom_move_failing_destination.pcap"))
+    lines = dict(report.summary_lines(analysis))
+    assert lines["C-MOVEs"] == "1: 1 Warning" and lines["C-GETs"] == "0"
+    html = report.render_html(analysis)
+    assert "C-MOVEs" in html and "originator-id" in html
+    ax = plots.plot_progress(analysis)
+    assert ax.get_title().endswith("C-MOVE 5 (association 1): 0xB000 Warning")
+    figure = plots.plot_all_progress(analysis)
+    assert figure.get_suptitle() == "Sub-operation progress of 1 C-MOVE(s)"

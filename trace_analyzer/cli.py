@@ -19,7 +19,7 @@ from .analysis import Analysis, analyze
 from .output_files import OutputError, open_output, output_folder, write_folder, write_text
 from .rules import CONFIG_FILE
 from .safe_text import clean_row, for_csv, for_terminal, free_text
-from .tables import COLUMNS, TABLES, iter_rows, peer_key
+from .tables import COLUMNS, TABLES, iter_rows, peer_key, shown_columns
 
 #: Columns shown per table in the terminal; everything is in json/csv.
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -58,8 +58,6 @@ TITLES = {
     "problems": "Capture and protocol problems",
 }
 MAX_CELL = 48
-#: Columns shown only when a table holds rows of another service than C-GET.
-_OTHER_SERVICE_COLUMNS = ("service", "move_destination", "link")
 #: On a narrow terminal, the columns given up first (the rest go from the right).
 NARROW_DROP: dict[str, tuple[str, ...]] = {
     "messages": ("affected_sop_class_uid", "dataset_bytes", "context_id", "message_id_being_responded_to"),
@@ -329,9 +327,7 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
             continue
         if name == "messages" and not show_all and not analysis.outside_retrieves:
             continue  # every message is in the C-GET tables already
-        if not any(row.get("service") not in (None, "C-GET") for row in rows):
-            # A capture of C-GETs only reads as before C-MOVE came: no columns that are all alike.
-            columns = tuple(c for c in columns if c not in _OTHER_SERVICE_COLUMNS)
+        columns = shown_columns(rows, columns)
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
         out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,

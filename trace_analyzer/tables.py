@@ -808,6 +808,18 @@ _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
 EXACT_ROWS = frozenset({"messages", "sub_operations"})
 
 
+#: Columns only rows of another service than C-GET fill (C-MOVE, C-FIND, C-ECHO, C-STORE).
+OTHER_SERVICE_COLUMNS = ("service", "move_destination", "sub_operation_associations", "link", "matches")
+
+
+def shown_columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """``columns`` for showing ``rows`` to a reader: without the columns of other services when
+    every row is a C-GET's, so that a C-GET capture reads as it did before C-MOVE came."""
+    if any(row.get("service") not in (None, "C-GET") for row in rows):
+        return columns
+    return tuple(c for c in columns if c not in OTHER_SERVICE_COLUMNS)
+
+
 def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
     """One table's rows one at a time, columns in display order. Bytes of the capture that
     were not valid text are given in hex (see :mod:`trace_analyzer.safe_text`)."""
