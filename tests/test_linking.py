@@ -107,6 +107,30 @@ def test_two_c_moves_without_originator_fields_are_ambiguous(tmp_path):
     assert not [f for f in analysis.findings if f.rule.startswith("MOVE-CNT")]
 
 
+def test_two_c_moves_without_originator_fields_told_apart_by_their_counters(tmp_path):
+    # Each C-STORE is followed by a Pending of the C-MOVE it belongs to, whose Completed rose.
+    steps = mb.move_open() + [("move", "c", mb.c_move_rq(1)), ("move", "c", mb.c_move_rq(2))]
+    steps += mb.store_open()
+    steps += mb.stores(1, origin_ae=None, origin_id=None, first=1)
+    steps.append(("move", "s", mb.c_move_rsp(1, 0xFF00, (1, 1, 0, 0))))
+    steps += mb.stores(1, origin_ae=None, origin_id=None, first=2)
+    steps.append(("move", "s", mb.c_move_rsp(2, 0xFF00, (0, 1, 0, 0))))
+    steps += mb.stores(1, origin_ae=None, origin_id=None, first=3)
+    steps.append(("move", "s", mb.c_move_rsp(1, 0xFF00, (0, 2, 0, 0))))
+    steps += mb.close("store")
+    steps += [("move", "s", mb.c_move_rsp(1, 0x0000, (None, 2, 0, 0))),
+              ("move", "s", mb.c_move_rsp(2, 0x0000, (None, 1, 0, 0)))] + mb.close("move")
+    analysis = analyze(tmp_path, steps)
+    subs = sorted(analysis.rows("sub_operations"), key=lambda s: s["message_id"])
+    assert [(s["message_id"], s["get_message_id"], s["link"], s["ambiguous"]) for s in subs] == [
+        (1, 1, "inferred-counters", False), (2, 2, "inferred-counters", False),
+        (3, 1, "inferred-counters", False)]
+    counts = {o["message_id"]: (o["sub_operations"], o["link"]) for o in analysis.rows("operations")}
+    assert counts == {1: (2, "inferred-counters"), 2: (1, "inferred-counters")}
+    # Still a finding: the standard asks for the originator fields.
+    assert [f.rule for f in analysis.findings if f.rule.startswith("MOVE-")] == ["MOVE-SUB-001"] * 3
+
+
 def test_two_requestors_same_message_id_told_apart_by_ae_title(tmp_path):
     conns = {"a": (("127.0.0.1", 40001), ("127.0.0.2", 11112)),
              "b": (("127.0.0.4", 40002), ("127.0.0.2", 11112)),
@@ -257,4 +281,4 @@ def test_generated_retrieves_link_and_tables_agree(generated):
     linked = sum(o["sub_operations"] for o in analysis.rows("operations") if o["service"] == "C-MOVE")
     assert linked <= sent
     for sub in analysis.rows("sub_operations"):
-        assert sub["link"] in ("originator", "originator-id", "inferred")
+        assert sub["link"] in ("originator", "originator-id", "inferred-counters", "inferred")

@@ -13,7 +13,10 @@ A C-STORE is linked to a C-MOVE, in order of trust, by:
   its Move Originator AE Title (0000,1030) the C-MOVE requestor's AE title;
 * ``originator-id``: the Message ID matches, the AE title does not (or is absent);
 * ``inferred``: no originator fields; the association goes to the Move Destination from the
-  C-MOVE SCP while the C-MOVE is outstanding (timing and AE titles only).
+  C-MOVE SCP while the C-MOVE is outstanding (timing and AE titles only);
+* ``inferred-counters``: the same, and several C-MOVEs fit, but the counters of only one of them
+  rose between the C-STORE-RSP and the next C-STORE-RQ on that association: the C-MOVE-RSPs,
+  which climb as the C-STOREs complete, are the evidence.
 
 Candidates are the C-MOVEs whose Move Destination is the association's called AE title, whose
 SCP is the association's calling AE title or host, and that were outstanding (with a little
@@ -36,8 +39,9 @@ from .operations import Operation, SubOperation
 SLACK = 2.0
 
 ORIGINATOR, ORIGINATOR_ID, INFERRED = "originator", "originator-id", "inferred"
+COUNTERS = "inferred-counters"
 #: Link methods, most trusted first.
-METHODS = (ORIGINATOR, ORIGINATOR_ID, INFERRED)
+METHODS = (ORIGINATOR, ORIGINATOR_ID, COUNTERS, INFERRED)
 
 
 @dataclass(slots=True)
@@ -148,8 +152,11 @@ class Linker:
             fitting = [m for m in moves
                        if (called is None or m.destination is None or m.destination == called)
                        and (m.scp_ae is None or calling is None or m.scp_ae == calling or m.scp_host == host)]
-            for sub in subs:
-                self._link(sub, key, fitting, moves, called, orphans)
+            for index, sub in enumerate(subs):
+                # The next C-STORE-RQ on this association bounds where its C-MOVE's counters
+                # must have counted this one (evidence between candidates, see _by_counters).
+                after = subs[index + 1].request.time if index + 1 < len(subs) else None
+                self._link(sub, key, fitting, moves, called, orphans, after)
         self._without_stores(moves)
         return [m.retrieve for m in moves] + list(orphans.values())
 
@@ -168,7 +175,7 @@ class Linker:
                 fitting[0].retrieve.associations.append(key)
 
     def _link(self, sub: SubOperation, key: tuple[str, int], fitting: list[_Move], moves: list[_Move],
-              called: str | None, orphans: dict[tuple, Retrieve]) -> None:
+              called: str | None, orphans: dict[tuple, Retrieve], after: float | None = None) -> None:
         request = sub.request
         time = request.time
         origin_id = request.MoveOriginatorMessageID
@@ -195,8 +202,36 @@ class Linker:
                 sub.get_message_id, sub.candidates, sub.link = origin_id, (origin_id,), ORIGINATOR
             return
         candidates = [m for m in fitting if m.destination is not None and self._in_time(m, time)]
+        if len(candidates) > 1:
+            counted = self._by_counters(sub, candidates, after)
+            if counted is not None:
+                self._attach(sub, key, [counted], COUNTERS)
+                return
         if candidates:
             self._attach(sub, key, candidates, INFERRED)
+
+    @staticmethod
+    def _by_counters(sub: SubOperation, candidates: list[_Move], after: float | None) -> _Move | None:
+        """The one candidate whose counters counted this C-STORE: a response of it whose
+        Completed + Failed + Warning rose between the C-STORE-RSP and the next C-STORE-RQ on the
+        same association, where no other candidate's rose. None when that is not so."""
+        answered = sub.response.time if sub.response is not None else None
+        if answered is None:
+            return None
+        counted = []
+        for move in candidates:
+            done = 0
+            for response in move.operation.responses:
+                wire = response.wire
+                total = sum(v for v in (wire.get("NumberOfCompletedSuboperations"),
+                                        wire.get("NumberOfFailedSuboperations"),
+                                        wire.get("NumberOfWarningSuboperations"))
+                            if isinstance(v, int) and not isinstance(v, bool))
+                if total > done and response.time >= answered and (after is None or response.time <= after):
+                    counted.append(move)
+                    break
+                done = max(done, total)
+        return counted[0] if len(counted) == 1 else None
 
     def _attach(self, sub: SubOperation, key: tuple[str, int], candidates: list[_Move], method: str) -> None:
         sub.link = method

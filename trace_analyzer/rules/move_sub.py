@@ -9,7 +9,7 @@ about the C-STORE-RQ, sent by the C-MOVE SCP as Storage SCU.
 
 from __future__ import annotations
 
-from ..linking import INFERRED, ORIGINATOR_ID
+from ..linking import COUNTERS, INFERRED, ORIGINATOR_ID
 from .engine import RetrieveContext, RetrieveReporter, retrieve_rule
 
 _ROLE = "Storage SCU (C-MOVE SCP)"
@@ -22,7 +22,7 @@ def _linked(retrieve):
 @retrieve_rule("MOVE-SUB-001")
 def names_its_c_move(report: RetrieveReporter, retrieve, context: RetrieveContext) -> None:
     for sub in _linked(retrieve):
-        if sub.link == INFERRED:
+        if sub.link in (INFERRED, COUNTERS):
             request = sub.request
             fields = (("(0000,1030)", request.MoveOriginatorApplicationEntityTitle),
                       ("(0000,1031)", request.MoveOriginatorMessageID))
@@ -73,6 +73,6 @@ def before_the_final(report: RetrieveReporter, retrieve, context: RetrieveContex
     if final is None or final.time is None:
         return
     for sub in retrieve.sub_operations:
-        if sub.link != INFERRED and sub.request.time > final.time:
+        if sub.link not in (INFERRED, COUNTERS) and sub.request.time > final.time:
             report(f"sub-operation C-STORE-RQ sent {sub.request.time - final.time:.3f} s after the final "
                    f"C-MOVE-RSP (frame {final.frame}, association {move.association})", sub.request, _ROLE)
