@@ -195,7 +195,7 @@ def test_linking_across_capture_sets_merged(tmp_path):
 
 def test_serial_and_parallel_runs_link_the_same():
     samples = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "sample_pcaps").glob("*move*"))
-    assert len(samples) == 3
+    assert len(samples) == 4
     serial = trace_analyzer.analyze(samples)
     parallel = trace_analyzer.analyze(samples, workers=2)
     for table in ("operations", "sub_operations", "statuses", "violations", "peers"):

@@ -26,7 +26,7 @@ def _hex(value):
 
 def test_the_move_samples_are_there():
     assert MOVES == ["dcmtk_move_success.pcap", "dcmtk_move_unknown_destination.pcap",
-                     "pynetdicom_move_failing_destination.pcap"]
+                     "pynetdicom_move_destination_down.pcap", "pynetdicom_move_failing_destination.pcap"]
 
 
 @pytest.mark.parametrize("name", MOVES)
@@ -81,8 +81,10 @@ def test_pynetdicom_scp_writes_its_own_ae_title_as_originator():
     assert (operation["sub_operations_completed"], operation["sub_operations_failed"]) == (4, 1)
 
 
-def test_unknown_destination_sample():
-    analysis = trace_analyzer.analyze(str(SAMPLES / "dcmtk_move_unknown_destination.pcap"))
+@pytest.mark.parametrize("name", ["dcmtk_move_unknown_destination.pcap",
+                                  "pynetdicom_move_destination_down.pcap"])
+def test_unknown_destination_sample(name):
+    analysis = trace_analyzer.analyze(str(SAMPLES / name))
     assert [f.rule for f in analysis.findings] == ["MOVE-RSP-004"]
     [status] = analysis.rows("statuses")
     assert (status["service"], status["status_hex"], status["meaning"]) == (

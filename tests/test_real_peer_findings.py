@@ -32,6 +32,7 @@ EXPLAINED = {
 PROVOKED = {
     "pynetdicom_failure_error_comment.pcap": {"GET-ID-002", "GET-ID-007"},  # a PATIENT-level Study Root GET
     "dcmtk_move_unknown_destination.pcap": {"MOVE-RSP-004"},  # a Move Destination dcmqrscp does not know
+    "pynetdicom_move_destination_down.pcap": {"MOVE-RSP-004"},  # nothing listens at the destination
 }
 #: Which implementation each explained deviation belongs to.
 IMPLEMENTATION = {"GET-RSP-008": "PYNETDICOM", "GET-SUB-003": "PYNETDICOM", "GET-RSP-012": "PYNETDICOM",

@@ -216,9 +216,11 @@ def dcmtk_find_echo(path: Path, workdir: Path) -> dict:
     }
 
 
-def pynetdicom_move(path: Path, workdir: Path) -> dict:
+def pynetdicom_move(path: Path, workdir: Path, destination_up: bool = True) -> dict:
     """pynetdicom Move SCU -> pynetdicom Move SCP -> pynetdicom Storage SCP that fails the
-    second instance (0xA700) and accepts the others: the SCP's final counters say so."""
+    second instance (0xA700) and accepts the others: the SCP's final counters say so. With
+    ``destination_up`` False nothing listens at the destination's address: the SCP's
+    association to it is refused at the TCP level."""
     from pydicom.dataset import Dataset
     from pynetdicom import AE, StoragePresentationContexts, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
@@ -259,8 +261,12 @@ def pynetdicom_move(path: Path, workdir: Path) -> dict:
     scu = AE(ae_title=MOVE_SCU)
     scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     responses: list[dict] = []
-    store_server = destination.start_server(
-        ("127.0.0.1", store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    store_server = (
+        destination.start_server(
+            ("127.0.0.1", store_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+        )
+        if destination_up
+        else None
     )
     move_server = scp.start_server(
         ("127.0.0.1", qr_port), block=False, evt_handlers=[(evt.EVT_C_MOVE, on_move)]
@@ -293,11 +299,16 @@ def pynetdicom_move(path: Path, workdir: Path) -> dict:
             assoc.release()
     finally:
         move_server.shutdown()
-        store_server.shutdown()
+        if store_server is not None:
+            store_server.shutdown()
     final = responses[-1]
     return {
         "description": "pynetdicom Move SCU -> pynetdicom Move SCP (study 1, 5 CT, Message ID 5) -> "
-        "pynetdicom Storage SCP that answers 0xA700 to the second C-STORE",
+        + (
+            "pynetdicom Storage SCP that answers 0xA700 to the second C-STORE"
+            if destination_up
+            else "a Move Destination address where nothing listens"
+        ),
         "peers": f"pynetdicom {PYNETDICOM_VERSION} Move SCU -> Move SCP -> Storage SCP",
         "scu": "AE.associate + send_c_move; truth from the status Datasets it yielded",
         "scp": "AE.start_server with an EVT_C_MOVE handler; the destination an EVT_C_STORE handler",
@@ -319,3 +330,7 @@ def pynetdicom_move(path: Path, workdir: Path) -> dict:
             "scp_yielded": yielded,
         },
     }
+
+
+def pynetdicom_move_destination_down(path: Path, workdir: Path) -> dict:
+    return pynetdicom_move(path, workdir, destination_up=False)

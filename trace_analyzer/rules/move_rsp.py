@@ -57,7 +57,8 @@ def destination_unknown(report: Reporter, event: Event) -> None:
         request = event.operation.request if event.operation is not None else None
         named = f" {request.MoveDestination!r}" if request is not None and request.MoveDestination else ""
         report(f"C-MOVE refused with 0xA801: the SCP does not know the Move Destination{named} "
-               "(its AE title is not configured there, or is misspelt in the request)")
+               "(its AE title is not configured there, or is misspelt in the request; some SCPs, "
+               "pynetdicom's among them, also answer A801 when the destination does not answer)")
 
 
 @rule("MOVE-RSP-005", "move_final")
