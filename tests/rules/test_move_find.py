@@ -8,6 +8,7 @@ import pytest
 from builders import associate, command_set, identifier, message
 from scapy.utils import wrpcap
 from test_linking import retrieve
+from test_table_invariants import check_invariants
 
 import trace_analyzer
 from trace_analyzer.rules import CATALOG
@@ -21,6 +22,7 @@ def _analyze(tmp_path, steps):
                                          "find": mb.MOVE_CONN}))
     analysis = trace_analyzer.analyze(str(path))
     assert analysis.errors == []
+    check_invariants(analysis)  # the findings name messages and frames of their association
     return analysis
 
 
