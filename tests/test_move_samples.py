@@ -121,3 +121,17 @@ def test_summary_report_and_plots_show_the_c_move():
     assert ax.get_title().endswith("C-MOVE 5 (association 1): 0xB000 Warning")
     figure = plots.plot_all_progress(analysis)
     assert figure.get_suptitle() == "Sub-operation progress of 1 C-MOVE(s)"
+
+
+def test_check_gates_on_retrieve_level_findings():
+    import subprocess
+    import sys
+
+    def check(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "trace_analyzer", "check", str(SAMPLES / name),
+                               "--fail-on", "warning"], capture_output=True, text=True, timeout=120)
+
+    flagged = check("pynetdicom_move_failing_destination.pcap")
+    assert flagged.returncode == 1 and "MOVE-SUB-002" in flagged.stdout
+    clean = check("dcmtk_move_success.pcap")
+    assert clean.returncode == 0 and "MOVE-" not in clean.stdout
