@@ -198,8 +198,22 @@ def test_serial_and_parallel_runs_link_the_same():
     assert len(samples) == 4
     serial = trace_analyzer.analyze(samples)
     parallel = trace_analyzer.analyze(samples, workers=2)
+    backwards = trace_analyzer.analyze(samples[::-1])
     for table in ("operations", "sub_operations", "statuses", "violations", "peers"):
-        assert serial.rows(table) == parallel.rows(table), table
+        assert serial.rows(table) == parallel.rows(table) == backwards.rows(table), table
+
+
+def test_a_cancelled_c_move_is_not_a_c_get_matter(tmp_path):
+    from builders import c_cancel
+
+    steps = retrieve(count=2)
+    first_pending = mb.c_move_rsp(1, 0xFF00, (1, 1, 0, 0))
+    index = next(i for i, step in enumerate(steps) if step[2] == first_pending)
+    steps.insert(index + 1, ("move", "c", c_cancel(1)))
+    analysis = analyze(tmp_path, steps)
+    [operation] = analysis.rows("operations")
+    assert operation["service"] == "C-MOVE" and operation["cancel_requested"] is True
+    assert not [f for f in analysis.findings if f.rule.startswith("GET-")]
 
 
 def test_a_refused_destination_association_belongs_to_the_retrieve(tmp_path):
