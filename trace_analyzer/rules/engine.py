@@ -167,8 +167,12 @@ class RetrieveReporter:
         if level == "off":
             return
         info = CATALOG[self.rule]
-        if message_id is None:
-            message_id = _message_id_of(Event("retrieve", None), primitive)  # type: ignore[arg-type]
+        if message_id is None:  # the message's own: a C-STORE-RQ's ID, or the C-MOVE a response answers
+            for name in ("MessageID", "MessageIDBeingRespondedTo"):
+                value = getattr(primitive, name, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    message_id = value
+                    break
         if message_id is not None and message_id < 0:
             message_id = None
         sender = primitive.sender
