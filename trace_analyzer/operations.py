@@ -50,7 +50,7 @@ class SubOperation:
     #: Message IDs of every C-GET it could belong to when more than one was outstanding.
     candidates: tuple[int, ...] = ()
     #: For a C-MOVE sub-operation (on another association): how linking.py linked it,
-    #: "originator", "originator-id" or "inferred"; None for a C-GET's.
+    #: "originator", "originator-id", "inferred-counters" or "inferred"; None for a C-GET's.
     link: str | None = None
 
     @property
