@@ -570,7 +570,8 @@ def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
             frame = analyzer.summary.frame_offset + 1
             analyzer.problem(frame, analyzer.summary.first_time or 0.0, "CAPTURE-GAP", gap.text())
         if on_file_done is not None:
-            on_file_done(len(analyzer.correlator.operations))
+            operations = analyzer.correlator.operations
+            on_file_done(sum(1 for operation in operations if operation.service == "C-GET"))
     analyzer.finish()
     return analyzer.result()
 

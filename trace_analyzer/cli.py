@@ -28,8 +28,7 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame"),
     "contexts": ("association", "context_id", "abstract_syntax_name", "abstract_syntax", "result_text",
                  "transfer_syntax_name", "requestor_may", "acceptor_may"),
-    "operations": ("association", "service", "message_id", "sop_class_name", "query_retrieve_level",
-                   "move_destination", "request_frame",
+    "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "request_frame",
                    "status_hex", "status_category", "remaining", "completed", "failed", "warning",
                    "pending_responses", "sub_operations", "sub_operations_failed", "cancel_requested",
                    "duration_s", "status_meaning", "error_comment", "offending_element"),
@@ -37,7 +36,7 @@ TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
                  "remaining", "completed", "failed", "warning"),
     "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
                        "affected_sop_instance_uid", "request_frame", "response_frame", "status_hex",
-                       "status_category", "status_meaning", "dataset_bytes", "latency_s", "link"),
+                       "status_category", "status_meaning", "dataset_bytes", "latency_s"),
     # Shown when the capture holds messages outside any C-GET (C-ECHO, C-FIND, plain C-STORE...).
     "messages": ("association", "frame", "sender", "context_id", "command", "message_id",
                  "message_id_being_responded_to", "affected_sop_class_uid", "status", "dataset_bytes"),
@@ -65,8 +64,7 @@ NARROW_DROP: dict[str, tuple[str, ...]] = {
                      "requestor_max_pdu", "acceptor_max_pdu", "first_frame", "last_frame", "client",
                      "server"),
     "contexts": ("abstract_syntax", "requestor_may", "acceptor_may", "transfer_syntax_name"),
-    "operations": ("service", "move_destination", "sop_class_name", "query_retrieve_level", "request_frame",
-                   "pending_responses",
+    "operations": ("sop_class_name", "query_retrieve_level", "request_frame", "pending_responses",
                    "sub_operations", "offending_element", "error_comment", "duration_s", "status_meaning",
                    "cancel_requested", "sub_operations_failed"),
     "progress": ("elapsed_s", "status_category"),
@@ -202,7 +200,7 @@ class _Progress:
 
     def set_done(self, result) -> None:
         self.files_done += len(result.summaries)
-        self.c_gets += len(result.operations)
+        self.c_gets += sum(1 for operation in result.operations if operation.service == "C-GET")
         self.set_files = self.set_c_gets = 0
         self._note()
 
@@ -327,7 +325,7 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
             continue
         if name == "messages" and not show_all and not analysis.outside_retrieves:
             continue  # every message is in the C-GET tables already
-        columns = shown_columns(rows, columns)
+        columns = shown_columns(name, rows, columns)
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
         out.append(format_table(rows, columns, width, max_rows, None if show_all else MAX_CELL,

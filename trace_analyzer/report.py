@@ -48,8 +48,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
               "associations", "operations", "errors", "warnings", "rules_broken", "verdict"),
     "violations": ("rule", "severity", "frame", "association", "message_id", "peer", "peer_role", "section",
                    "detail"),
-    "operations": ("association", "service", "message_id", "sop_class_name", "query_retrieve_level",
-                   "identifier", "move_destination", "sub_operation_associations", "link", "matches",
+    "operations": ("association", "message_id", "sop_class_name", "query_retrieve_level", "identifier",
                    "request_frame", "status_hex", "status_category", "status_meaning", "remaining",
                    "completed", "failed", "warning", "pending_responses", "sub_operations",
                    "sub_operations_failed", "cancel_requested", "final_frame", "duration_s", "error_comment",
@@ -59,8 +58,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                            "error_comment"),
     "sub_operations": ("association", "get_message_id", "message_id", "sop_class_name",
                        "affected_sop_instance_uid", "request_frame", "response_frame", "status_hex",
-                       "status_category", "status_meaning", "dataset_bytes", "latency_s", "ambiguous",
-                       "service", "link"),
+                       "status_category", "status_meaning", "dataset_bytes", "latency_s", "ambiguous"),
     "associations": ("association", "client", "server", "calling_ae", "called_ae",
                      "requestor_implementation_version", "acceptor_implementation_version",
                      "requestor_max_pdu", "acceptor_max_pdu", "outcome", "first_frame", "last_frame",
@@ -331,7 +329,7 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
 
     def table(name: str) -> str:
         rows = analysis.rows(name)
-        return html_table(rows, shown_columns(rows, REPORT_COLUMNS[name]), max_rows)
+        return html_table(rows, shown_columns(name, rows, REPORT_COLUMNS[name]), max_rows)
 
     first_error = next((f for f in sorted(analysis.findings, key=lambda f: (f.capture, f.frame or 0))
                         if f.severity == "error"), None)

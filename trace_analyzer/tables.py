@@ -808,16 +808,24 @@ _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
 EXACT_ROWS = frozenset({"messages", "sub_operations"})
 
 
-#: Columns only rows of another service than C-GET fill (C-MOVE, C-FIND, C-ECHO, C-STORE).
-OTHER_SERVICE_COLUMNS = ("service", "move_destination", "sub_operation_associations", "link", "matches")
+#: Columns a reader is shown only when a table holds rows of other services than C-GET (C-MOVE,
+#: C-FIND, C-ECHO, C-STORE outside a retrieve), after the table's usual ones: a C-GET capture
+#: reads as it did before C-MOVE came.
+SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "operations": ("service", "move_destination", "sub_operation_associations", "link", "matches"),
+    "progress": ("service",),
+    "sub_operations": ("service", "link", "move_originator_ae", "move_originator_message_id"),
+    "offending_elements": ("service",),
+}
 
 
-def shown_columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[str, ...]:
-    """``columns`` for showing ``rows`` to a reader: without the columns of other services when
-    every row is a C-GET's, so that a C-GET capture reads as it did before C-MOVE came."""
-    if any(row.get("service") not in (None, "C-GET") for row in rows):
-        return columns
-    return tuple(c for c in columns if c not in OTHER_SERVICE_COLUMNS)
+def shown_columns(name: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """``columns`` for showing table ``name``'s ``rows``, with its SERVICE_COLUMNS after them when
+    some row is of another service than C-GET."""
+    extra = SERVICE_COLUMNS.get(name, ())
+    if extra and any(row.get("service") not in (None, "C-GET") for row in rows):
+        return columns + tuple(c for c in extra if c not in columns)
+    return columns
 
 
 def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:
