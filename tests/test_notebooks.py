@@ -27,8 +27,9 @@ def _errors(notebook) -> list:
             for output in cell.get("outputs", []) if output.get("output_type") == "error"]
 
 
-def test_there_are_the_two_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_capture_tour.ipynb", "02_triage_failed_retrieve.ipynb"]
+def test_there_are_the_three_notebooks():
+    assert [p.name for p in NOTEBOOKS] == ["01_capture_tour.ipynb", "02_triage_failed_retrieve.ipynb",
+                                           "03_walk_a_c_move_retrieve.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

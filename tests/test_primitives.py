@@ -669,6 +669,8 @@ class TestOtherPrimitives:
     def test_dispatch(self):
         assert isinstance(primitive_from_message(_message(_get_rq())), C_GET)
         echo = _command(_element(0x0100, "US", 0x0030), _element(0x0800, "US", 0x0101))
-        assert primitive_from_message(_message(echo)) is None
+        assert type(primitive_from_message(_message(echo))).__name__ == "C_ECHO"
+        n_get = _command(_element(0x0100, "US", 0x0110), _element(0x0800, "US", 0x0101))
+        assert primitive_from_message(_message(n_get)) is None  # N- services stay messages only
         no_field = _command(_element(0x0800, "US", 0x0101))
         assert primitive_from_message(_message(no_field)) is None

@@ -24,13 +24,19 @@ EXPLAINED = {
     "GET-SUB-003": ("acceptor", "catalog 6.2: pynetdicom's SCP sends sub-operations at Priority 2 (LOW)"),
     "GET-RSP-012": ("acceptor", "catalog 6.3/6.15: pynetdicom folds unperformed matches into Failed and "
                                 "sends an empty Failed SOP Instance UID List"),
+    # The C-MOVE SCP is the requestor of the association to the Move Destination.
+    "MOVE-SUB-002": ("requestor", "pynetdicom's Move SCP writes its own AE title as Move Originator AE Title "
+                                  "(its destination's handler logged 'QRSCP', manifest)"),
 }
 #: Findings a scenario provokes on purpose (its manifest description says so).
 PROVOKED = {
     "pynetdicom_failure_error_comment.pcap": {"GET-ID-002", "GET-ID-007"},  # a PATIENT-level Study Root GET
+    "dcmtk_move_unknown_destination.pcap": {"MOVE-RSP-004"},  # a Move Destination dcmqrscp does not know
+    "pynetdicom_move_destination_down.pcap": {"MOVE-RSP-004"},  # nothing listens at the destination
 }
 #: Which implementation each explained deviation belongs to.
-IMPLEMENTATION = {"GET-RSP-008": "PYNETDICOM", "GET-SUB-003": "PYNETDICOM", "GET-RSP-012": "PYNETDICOM"}
+IMPLEMENTATION = {"GET-RSP-008": "PYNETDICOM", "GET-SUB-003": "PYNETDICOM", "GET-RSP-012": "PYNETDICOM",
+                  "MOVE-SUB-002": "PYNETDICOM"}
 
 CONFORMANT = sorted(name for name, entry in MANIFEST.items() if entry["kind"] in ("real", "crafted"))
 

@@ -37,7 +37,8 @@ from trace_analyzer import Analysis, CaptureAnalyzer
 SAMPLES = sorted(glob.glob(str(Path(__file__).resolve().parent.parent / "sample_pcaps" / "*.pcap*")))
 COUNTERS = ("remaining", "completed", "failed", "warning")
 #: Rule families whose findings are about one DIMSE message.
-MESSAGE_RULES = ("CMD-", "GET-RQ-", "GET-ID-", "GET-RSP-", "GET-CNT-", "GET-SUB-", "GET-CAN-")
+MESSAGE_RULES = ("CMD-", "GET-RQ-", "GET-ID-", "GET-RSP-", "GET-CNT-", "GET-SUB-", "GET-CAN-",
+                 "MOVE-", "FIND-")
 
 
 def check_invariants(analysis: Analysis) -> None:

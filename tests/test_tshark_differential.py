@@ -44,7 +44,9 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz", ".cap")
 
 PENDING = (0xFF00, 0xFF01)
 COUNTERS = ("remaining", "completed", "failed", "warning")
-C_STORE_RQ, C_GET_RQ, C_GET_RSP = 0x0001, 0x0010, 0x8010
+C_STORE_RQ, C_GET_RQ, C_GET_RSP, C_MOVE_RQ = 0x0001, 0x0010, 0x8010, 0x0021
+#: The requests that start an operation, by service (a response's Command Field is 0x8000 | request's).
+REQUESTS = {0x0010: "C-GET", 0x0021: "C-MOVE", 0x0020: "C-FIND", 0x0030: "C-ECHO"}
 
 #: Per-command values compared with tshark (besides the frame).
 MESSAGE_FIELDS = (
@@ -59,7 +61,7 @@ ASSOCIATION_FIELDS = (
 )
 OPERATION_FIELDS = (
     "final_status", "remaining", "completed", "failed", "warning", "pending_responses", "sub_operations",
-    "error_comment", "offending_element",
+    "error_comment", "offending_element", "service", "move_destination",
 )
 
 #: Words in a manifest entry's name or transform that mean tshark decodes it differently by design.
@@ -237,18 +239,20 @@ def _tshark_operations(theirs: oracle.TsharkDecode) -> dict[int, tuple[int | Non
     for command in theirs.commands:
         streams.setdefault(command["tcp_stream"], []).append(command)
     for commands in streams.values():
-        requested = {c["message_id"] for c in commands if c["command_field"] == C_GET_RQ}
         for i, request in enumerate(commands):
-            if request["command_field"] != C_GET_RQ:
+            field = request["command_field"]
+            if field not in REQUESTS:
                 continue
+            requested = {c["message_id"] for c in commands if c["command_field"] == field}
             pending, stores, final, alone = 0, 0, None, True
             for later in commands[i + 1:]:
-                if later["command_field"] == C_GET_RQ:
-                    alone = False  # another C-GET outstanding: a stray response is not ours alone
+                if later["command_field"] == field:
+                    alone = False  # another one outstanding: a stray response is not ours alone
                 named = later["message_id_being_responded_to"]
-                if later["command_field"] == C_STORE_RQ and later["srcport"] == request["dstport"]:
+                if field == C_GET_RQ and later["command_field"] == C_STORE_RQ \
+                        and later["srcport"] == request["dstport"]:
                     stores += 1
-                elif later["command_field"] == C_GET_RSP and (
+                elif later["command_field"] == field | 0x8000 and (
                         named == request["message_id"] or (alone and named not in requested)):
                     # A response naming no request at all answers the one C-GET outstanding
                     # (README: mis-numbered responses stay with their C-GET).
@@ -257,12 +261,20 @@ def _tshark_operations(theirs: oracle.TsharkDecode) -> dict[int, tuple[int | Non
                     else:
                         final = later
                         break
+            if field == C_MOVE_RQ:
+                # Its sub-operations are on another TCP stream: the C-STORE-RQs anywhere that
+                # name it in Move Originator Message ID (0000,1031) while it is outstanding.
+                last = final["frame"] if final else float("inf")
+                stores = sum(1 for c in theirs.commands if c["command_field"] == C_STORE_RQ
+                             and c["move_originator_message_id"] == request["message_id"]
+                             and request["frame"] < c["frame"] < last)
             result[request["frame"]] = (final["frame"] if final else None, (
                 final["status"] if final else None,
                 *((final[name] if final else None) for name in COUNTERS),
                 pending, stores,
                 _comment(final["error_comment"]) if final else None,
                 _format_offending(final["offending_element"]) if final else None,
+                REQUESTS[field], request["move_destination"],
             ))
     return result
 
@@ -270,6 +282,8 @@ def _tshark_operations(theirs: oracle.TsharkDecode) -> dict[int, tuple[int | Non
 def _our_operations(analysis) -> dict[int | None, tuple]:
     result = {}
     for row in analysis.rows("operations"):
+        if row["service"] == "C-STORE":
+            continue  # a C-STORE outside any retrieve: compared message by message only
         values = [row[name] for name in OPERATION_FIELDS]
         values[OPERATION_FIELDS.index("error_comment")] = _comment(row["error_comment"])
         result[row["request_frame"]] = tuple(values)

@@ -35,6 +35,7 @@ TSHARK_TIMEOUT = 120  # seconds, per tshark run
 COMMAND_TAGS: dict[int, str] = {
     0x00000002: "affected_sop_class_uid",
     0x00000100: "command_field",
+    0x00000600: "move_destination",
     0x00000110: "message_id",
     0x00000120: "message_id_being_responded_to",
     0x00000700: "priority",
@@ -47,7 +48,11 @@ COMMAND_TAGS: dict[int, str] = {
     0x00001021: "completed",
     0x00001022: "failed",
     0x00001023: "warning",
+    0x00001030: "move_originator_ae",
+    0x00001031: "move_originator_message_id",
 }
+#: AE title fields, compared as stripped strings.
+AE_FIELDS = {"move_destination", "move_originator_ae"}
 UID_FIELDS = {"affected_sop_class_uid", "affected_sop_instance_uid"}
 
 #: Non-UID strings longer than this are cut by tshark to this many characters + "...".
@@ -355,7 +360,7 @@ def _command(pdv: dict) -> dict[str, Any]:
                 values[name] = [_int(v) for v in _as_list(raw)] if raw is not None else None
             elif name in UID_FIELDS:
                 values[name] = strip_uid(raw if isinstance(raw, str) else None)
-            elif name == "error_comment":
+            elif name == "error_comment" or name in AE_FIELDS:
                 values[name] = strip_string(raw if isinstance(raw, str) else None)
             else:
                 values[name] = _int(raw) if kind in ("16u", "32u", "16s", "32s") else None

@@ -17,15 +17,17 @@ if TYPE_CHECKING:
     from .analysis import Analysis, CaptureAnalyzer, analyze
     from .capture import CaptureError
     from .limits import Limits
-    from .primitives import C_CANCEL, C_GET, C_STORE
+    from .linking import Retrieve
+    from .primitives import C_CANCEL, C_ECHO, C_FIND, C_GET, C_MOVE, C_STORE
     from .tables import TABLES
 
 _WHERE = {"Analysis": "analysis", "CaptureAnalyzer": "analysis", "analyze": "analysis",
           "CaptureError": "capture", "C_CANCEL": "primitives", "C_GET": "primitives",
-          "C_STORE": "primitives", "TABLES": "tables", "Limits": "limits"}
+          "C_STORE": "primitives", "C_MOVE": "primitives", "C_FIND": "primitives", "C_ECHO": "primitives",
+          "Retrieve": "linking", "TABLES": "tables", "Limits": "limits"}
 
-__all__ = ["Analysis", "C_CANCEL", "C_GET", "C_STORE", "CaptureAnalyzer", "CaptureError", "Limits", "TABLES",
-           "analyze"]
+__all__ = ["Analysis", "C_CANCEL", "C_ECHO", "C_FIND", "C_GET", "C_MOVE", "C_STORE", "CaptureAnalyzer",
+           "CaptureError", "Limits", "Retrieve", "TABLES", "analyze"]
 __version__ = "0.1.0"
 
 

@@ -45,9 +45,10 @@ from .lane import BulkLane, LaneFlow
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import INFLATION_CUT, Limits
 from .limits import use as use_limits
+from .linking import Retrieve, link
 from .operations import Correlator, Operation, SubOperation
 from .packets import Skip, decode_tcp
-from .primitives import C_CANCEL, C_GET, C_STORE, primitive_from_message
+from .primitives import C_GET, Primitive, primitive_from_message
 from .rules import Finding, RulesEngine
 from .tcp import ConnectionClosed, ConnectionOpened, StreamData, StreamGap, TcpReassembler
 
@@ -85,7 +86,7 @@ class SetResult:
     name: str
     summaries: list[CaptureSummary]
     associations: list[AssociationRecord]
-    messages: list[C_GET | C_STORE | C_CANCEL]
+    messages: list[Primitive]
     other_messages: list[DimseMessage]
     operations: list[Operation]
     unlinked_stores: list[SubOperation]
@@ -121,8 +122,8 @@ class CaptureAnalyzer:
         self._file_named = False
         self.cut_frame = 0  # the frame of a record cut short at the current file's end, if any
         self.associations: list[AssociationRecord] = []
-        self.messages: list[C_GET | C_STORE | C_CANCEL] = []
-        self.other_messages: list[DimseMessage] = []  # C-ECHO, C-FIND ...: counted in the messages table
+        self.messages: list[Primitive] = []
+        self.other_messages: list[DimseMessage] = []  # N- services ...: counted in the messages table
         self.problems: list[Problem] = []
         self.correlator = Correlator()
         self.rules = RulesEngine(rule_levels, limits.problems_per_code)
@@ -392,7 +393,8 @@ class Analysis:
     """
 
     def __init__(self, results: list[SetResult | CaptureAnalyzer], failures: list[CaptureSummary],
-                 skipped: list[str] | None = None, limits: Limits | None = None) -> None:
+                 skipped: list[str] | None = None, rule_levels: dict[str, str] | None = None,
+                 limits: Limits | None = None) -> None:
         #: The limits the tables apply (characters of a cell); see limits.py.
         self.limits = limits or DEFAULT_LIMITS
         sets = [r.result() if isinstance(r, CaptureAnalyzer) else r for r in results]
@@ -400,7 +402,7 @@ class Analysis:
             failure.capture_set = failure.capture_set or failure.capture
         self.capture_summaries: list[CaptureSummary] = [c for r in sets for c in r.summaries] + failures
         self.association_records: list[AssociationRecord] = [a for r in sets for a in r.associations]
-        self.primitives: list[C_GET | C_STORE | C_CANCEL] = [m for r in sets for m in r.messages]
+        self.primitives: list[Primitive] = [m for r in sets for m in r.messages]
         self.other_messages: list[DimseMessage] = [m for r in sets for m in r.other_messages]
         self.operation_records: list[Operation] = [o for r in sets for o in r.operations]
         self.unlinked_stores: list[SubOperation] = [s for r in sets for s in r.unlinked_stores]
@@ -421,6 +423,28 @@ class Analysis:
         #: The configuration file the command line read (config_file.Config), if it set one:
         #: written beside the tables in the JSON and named in the summary and the report.
         self.configuration: Any = None
+        self._link(rule_levels)
+
+    def _link(self, rule_levels: dict[str, str] | None) -> None:
+        """Link each C-MOVE to its sub-operations on other associations (linking.py), across
+        every capture set, and judge what only the linked whole shows (retrieve-level rules)."""
+        from .rules import retrieve_findings
+
+        #: One per C-MOVE, and per C-MOVE known only from its sub-operations' originator fields.
+        self.retrieves: list[Retrieve] = link(self.association_records, self.operation_records,
+                                              self.unlinked_stores)
+        if not self.retrieves:
+            return
+        # A C-STORE linked to a C-MOVE is a sub-operation now, not a C-STORE outside any retrieve.
+        self.unlinked_stores = [s for s in self.unlinked_stores if s.link is None]
+        self.findings.extend(retrieve_findings(self, rule_levels or {}))
+
+    @property
+    def outside_retrieves(self) -> bool:
+        """True when some messages are in no C-GET's rows: C-MOVE, C-FIND, C-ECHO, C-STORE
+        outside any retrieve, N- services."""
+        return bool(self.other_messages or self.unlinked_stores
+                    or any(o.service != "C-GET" for o in self.operation_records))
 
     @property
     def capture_sets(self) -> list[str]:
@@ -511,9 +535,14 @@ class Analysis:
         raise AttributeError(name)
 
     def __repr__(self) -> str:
+        services: dict[str, int] = {}
+        for operation in self.operation_records:
+            services[operation.service] = services.get(operation.service, 0) + 1
+        others = "".join(f" {name.lower().replace('-', '_')}s={count}" for name, count in services.items()
+                         if name != "C-GET")
         return (f"<Analysis captures={len(self.capture_summaries)} "
-                f"associations={len(self.association_records)} "
-                f"c_gets={len(self.operation_records)} problems={len(self.problem_records)}>")
+                f"associations={len(self.association_records)} c_gets={services.get('C-GET', 0)}{others} "
+                f"problems={len(self.problem_records)}>")
 
 
 def analyze_capture(path: str, ports: Iterable[int] = (),
@@ -657,7 +686,8 @@ def analyze_set(capture_set: CaptureSet, ports: Iterable[int] = (),
             frame = analyzer.summary.frame_offset + 1
             analyzer.problem(frame, analyzer.summary.first_time or 0.0, "CAPTURE-GAP", gap.text())
         if on_file_done is not None:
-            on_file_done(len(analyzer.correlator.operations))
+            operations = analyzer.correlator.operations
+            on_file_done(sum(1 for operation in operations if operation.service == "C-GET"))
     analyzer.finish()
     return analyzer.result()
 
@@ -729,7 +759,7 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], ports: Itera
             local = remote + local
         for capture_set in local:
             done(analyze_set(capture_set, ports, on_progress, rules, fast_lane, on_file_done, limits), None)
-    analysis = Analysis([results[s.name] for s in sets], failures, skipped, limits)
+    analysis = Analysis([results[s.name] for s in sets], failures, skipped, rules, limits)
     if errors == "raise" and analysis.errors:
         raise CaptureError(analysis.errors[0])
     return analysis

@@ -20,7 +20,7 @@ from .analysis import Analysis, analyze
 from .config_file import CONFIG_FILE, NO_CONFIG_ENV, Config, load_config
 from .output_files import OutputError, open_output, output_folder, write_folder, write_text
 from .safe_text import clean_row, for_csv, for_terminal, free_text
-from .tables import COLUMNS, TABLES, iter_rows, peer_key
+from .tables import COLUMNS, TABLES, iter_rows, peer_key, shown_columns
 
 #: Columns shown per table in the terminal; everything is in json/csv.
 TERMINAL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -247,7 +247,7 @@ class _Progress:
 
     def set_done(self, result) -> None:
         self.files_done += len(result.summaries)
-        self.c_gets += len(result.operations)
+        self.c_gets += sum(1 for operation in result.operations if operation.service == "C-GET")
         self.set_files = self.set_c_gets = 0
         self._note()
 
@@ -419,8 +419,9 @@ def render_text(analysis: Analysis, width: int | None = None, max_rows: int | No
             rows.sort(key=lambda row: row["result"] != 0)
         if not rows and not show_all and name in ("offending_elements", "problems", "statuses", "violations"):
             continue
-        if name == "messages" and not show_all and not (analysis.other_messages or analysis.unlinked_stores):
+        if name == "messages" and not show_all and not analysis.outside_retrieves:
             continue  # every message is in the C-GET tables already
+        columns = shown_columns(name, rows, columns)
         out.append("")
         out.append(f"{TITLES[name]} ({len(rows)})")
         if not rows:

@@ -10,7 +10,12 @@ the link is ambiguous and the record says so instead of guessing. A response
 whose Message ID Being Responded To names no C-GET is attached to the one
 C-GET outstanding from that invoker on its context when the association was
 followed from its start with nothing lost (so no unseen request can be the
-one it answers), and marked mis-numbered. No I/O.
+one it answers), and marked mis-numbered.
+
+C-MOVE, C-FIND and C-ECHO operations are linked here too, request to responses
+by Message ID, in state of their own so that nothing about a C-GET changes: a
+C-MOVE's sub-operations are on another association, and are linked to it by
+:mod:`.linking`, above the per-association correlators. No I/O.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .commandset import C_GET_RQ
-from .primitives import C_CANCEL, C_GET, C_STORE
+from .primitives import C_CANCEL, C_ECHO, C_FIND, C_GET, C_MOVE, C_STORE
 from .status import status_category
 
 #: Sub-operations seen before any C-GET they could belong to (a capture
@@ -44,6 +49,9 @@ class SubOperation:
     get_message_id: int | None = None
     #: Message IDs of every C-GET it could belong to when more than one was outstanding.
     candidates: tuple[int, ...] = ()
+    #: For a C-MOVE sub-operation (on another association): how linking.py linked it,
+    #: "originator", "originator-id", "inferred-counters" or "inferred"; None for a C-GET's.
+    link: str | None = None
 
     @property
     def ambiguous(self) -> bool:
@@ -52,14 +60,15 @@ class SubOperation:
 
 @dataclass(slots=True)
 class Operation:
-    """One C-GET operation and everything linked to it."""
+    """One C-GET operation and everything linked to it (or a C-MOVE, C-FIND or C-ECHO one:
+    ``service`` says which; their sub-operations, for a C-MOVE, are linked by :mod:`.linking`)."""
 
     capture: str
     association: int
     message_id: int
     invoker: str  # "requestor" or "acceptor": who sent the C-GET-RQ
-    request: C_GET | None = None
-    responses: list[C_GET] = field(default_factory=list)
+    request: C_GET | C_MOVE | C_FIND | C_ECHO | None = None
+    responses: list = field(default_factory=list)
     cancels: list[C_CANCEL] = field(default_factory=list)
     sub_operations: list[SubOperation] = field(default_factory=list)
     #: Responses that arrived after the final one.
@@ -74,6 +83,7 @@ class Operation:
     #: Built from responses naming a Message ID no request had: the C-GETs of the same
     #: invoker that were outstanding then, any of which they may have answered.
     unmatched_among: tuple[int, ...] = ()
+    service: str = "C-GET"
 
     @property
     def final(self) -> C_GET | None:
@@ -116,6 +126,11 @@ class AssociationOperations:
     #: by (the request's sender, Message ID)
     early_store_responses: dict[tuple[str, int], C_STORE] = field(default_factory=dict)
     orphans: list[SubOperation] = field(default_factory=list)
+    #: C-MOVE, C-FIND and C-ECHO operations without a final response, by (service, invoker,
+    #: Message ID), and the last one seen for each key: apart from the C-GETs, so that no
+    #: C-GET check or link sees them.
+    services: dict[tuple[str, str, int], Operation] = field(default_factory=dict)
+    services_latest: dict[tuple[str, str, int], Operation] = field(default_factory=dict)
     #: The association session (association.AssociationSession), once the pipeline names it:
     #: whether every request can have been seen, and what is still arriving.
     session: Any = None
@@ -151,20 +166,26 @@ class Correlator:
             state = self._states[(capture, association)] = AssociationOperations()
         return state
 
-    def feed(self, primitive: C_GET | C_STORE | C_CANCEL) -> None:
+    def feed(self, primitive) -> None:
         state = self._state(primitive.capture, primitive.association)
-        if isinstance(primitive, C_GET):
-            if primitive.is_request:
-                self._get_request(state, primitive)
-            else:
-                self._get_response(state, primitive)
-        elif isinstance(primitive, C_CANCEL):
-            self._cancel(state, primitive)
-        elif isinstance(primitive, C_STORE):
+        kind = type(primitive)
+        if kind is C_STORE:  # the most frequent first
             if primitive.is_request:
                 self._store_request(state, primitive)
             else:
                 self._store_response(state, primitive)
+        elif kind is C_GET:
+            if primitive.is_request:
+                self._get_request(state, primitive)
+            else:
+                self._get_response(state, primitive)
+        elif kind is C_CANCEL:
+            self._cancel(state, primitive)
+        elif kind in _SERVICE_EVENTS:
+            if primitive.is_request:
+                self._service_request(state, primitive)
+            else:
+                self._service_response(state, primitive)
 
     def close_association(self, capture: str, association: int) -> None:
         """The association ended: forget its state, keep its results."""
@@ -281,11 +302,72 @@ class Correlator:
         named = cancel.MessageIDBeingRespondedTo
         key = (cancel.sender, named if isinstance(named, int) else -1)
         operation = state.outstanding.get(key) or state.latest.get(key)
+        if operation is None and state.services_latest:
+            for service in ("C-MOVE", "C-FIND"):
+                other = state.services.get((service, *key)) or state.services_latest.get((service, *key))
+                if other is not None:
+                    # Cancelling a C-MOVE or C-FIND: not a C-GET check's business.
+                    other.cancels.append(cancel)
+                    self._notify("service_cancel", cancel, state, operation=other)
+                    return
         if operation is None:
             self.unmatched.append(cancel)
         else:
             operation.cancels.append(cancel)
         self._notify("c_cancel", cancel, state, operation=operation)
+
+    # -- C-MOVE, C-FIND, C-ECHO ------------------------------------------------
+
+    def _service_request(self, state: AssociationOperations, request) -> None:
+        service = request.msg_type
+        message_id = request.MessageID if isinstance(request.MessageID, int) else -1
+        key = (service, request.sender, message_id)
+        early = state.services_latest.get(key)
+        if (early is not None and early.request is None and early.responses
+                and request.frame is not None and early.responses[0].frame is not None
+                and request.frame <= early.responses[0].frame):
+            early.request = request  # answered (a Failure) before its identifier was complete
+            self._notify(_SERVICE_EVENTS[type(request)][0], request, state, operation=early)
+            return
+        operation = Operation(request.capture, request.association, message_id, request.sender,
+                              request=request, service=service)
+        for (other_service, invoker, _), other in state.services.items():
+            if other_service == service and invoker == request.sender:
+                other.overlapped = operation.overlapped = True
+        self._notify(_SERVICE_EVENTS[type(request)][0], request, state, operation=operation)
+        state.services[key] = operation
+        state.services_latest[key] = operation
+        self._add(operation)
+
+    def _service_response(self, state: AssociationOperations, response) -> None:
+        service = response.msg_type
+        names = _SERVICE_EVENTS[type(response)]
+        message_id = response.MessageIDBeingRespondedTo
+        if not isinstance(message_id, int):
+            message_id = -1  # absent or unreadable: never a key (as for a C-GET-RSP)
+        key = (service, _other(response.sender), message_id)
+        operation = state.services.get(key)
+        if operation is None:
+            finished = state.services_latest.get(key)
+            if finished is not None:
+                finished.late_responses.append(response)
+                finished.responses.append(response)
+                self._notify(names[1], response, state, operation=finished)
+                return
+            # The request is not in the capture: build the operation from its responses.
+            operation = Operation(response.capture, response.association,
+                                  message_id if isinstance(message_id, int) else -1, key[1],
+                                  service=service)
+            state.services[key] = operation
+            state.services_latest[key] = operation
+            self._add(operation)
+        operation.responses.append(response)
+        final = is_final(response.Status)
+        if final:
+            del state.services[key]
+        self._notify(names[1], response, state, operation=operation)
+        if final and names[2]:
+            self._notify(names[2], response, state, operation=operation)
 
     # -- C-STORE sub-operations ----------------------------------------------
 
@@ -337,6 +419,14 @@ class Correlator:
 def message_id_text(message_id: int | None) -> str:
     """A C-GET's Message ID for a sentence: -1 (and None) stand for one absent or unreadable."""
     return str(message_id) if isinstance(message_id, int) and message_id >= 0 else "(Message ID unreadable)"
+
+
+#: Per primitive class: the events for its request, its response, its final response.
+_SERVICE_EVENTS: dict[type, tuple[str, str, str | None]] = {
+    C_MOVE: ("c_move_rq", "c_move_rsp", "move_final"),
+    C_FIND: ("c_find_rq", "c_find_rsp", "find_final"),
+    C_ECHO: ("c_echo_rq", "c_echo_rsp", None),
+}
 
 
 def sub_operation_category(sub: SubOperation) -> str | None:

@@ -178,6 +178,10 @@ def _stacked_bars(ax: Axes, labels: list[str], counts: dict[str, dict[str, int]]
 # -- progress ---------------------------------------------------------------
 
 
+#: The services whose operations have sub-operations and counters: drawn by plot_progress.
+RETRIEVES = ("C-GET", "C-MOVE")
+
+
 def _select(rows: list[dict], message_id: int | None, association: int | None,
             capture: str | None, operation: int | None = None) -> list[dict]:
     return [row for row in rows
@@ -205,7 +209,7 @@ def _no_such_c_get(operations: list[dict], message_id: int | None, association: 
 def plot_progress(analysis: Analysis, message_id: int | None = None, *, association: int | None = None,
                   capture: str | None = None, ax: Axes | None = None, legend: bool = True,
                   tables: dict[str, list[dict]] | None = None, operation: int | None = None) -> Axes:
-    """Sub-operation counters of one C-GET over time, from its pending and final responses.
+    """Sub-operation counters of one C-GET (or C-MOVE) over time, from its pending and final responses.
 
     The C-GET is chosen by ``message_id`` (with ``association`` and ``capture``
     when several share it); with none given, the analysis must hold exactly one
@@ -221,7 +225,8 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     """
     ax = _new_axes(ax)
     tables = tables or {name: analysis.rows(name) for name in ("operations", "progress")}
-    operations = _select(tables["operations"], message_id, association, capture, operation)
+    operations = [o for o in _select(tables["operations"], message_id, association, capture, operation)
+                  if o.get("service", "C-GET") in RETRIEVES]
     xlabel, ylabel = "seconds since the C-GET request", "sub-operations"
     if not operations and (message_id, association, capture, operation) != (None, None, None, None):
         raise ValueError(_no_such_c_get(tables["operations"], message_id, association, capture, operation))
@@ -236,10 +241,12 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     # By capture set: the responses of a C-GET that spans rotated files name the file each is in.
     key = (operation["capture_set"], operation["association"], operation["operation"])
     responses = [row for row in tables["progress"]
-                 if (row["capture_set"], row["association"], row["operation"]) == key]
+                 if (row["capture_set"], row["association"], row["operation"]) == key
+                 and row.get("service", "C-GET") == operation.get("service", "C-GET")]
     status = operation["status_hex"] or operation["status_meaning"] or "no final response"
     category = operation["status_category"] if operation["status_hex"] else None
-    title = (f"{_capture_label(analysis, operation['capture'])}C-GET {operation['message_id']} "
+    title = (f"{_capture_label(analysis, operation['capture'])}{operation.get('service') or 'C-GET'} "
+             f"{operation['message_id']} "
              f"(association {operation['association']}): {status}" + (f" {category}" if category else ""))
     if not responses:
         _empty(ax, title, xlabel, ylabel, "No C-GET response in the capture")
@@ -268,7 +275,7 @@ def plot_progress(analysis: Analysis, message_id: int | None = None, *, associat
     top = max([sum(row[c] or 0 for c in COUNTER_COLORS) for row in responses] + [1])
 
     record = next((o for o in analysis.operation_records
-                   if (o.capture, o.association, o.number) == key), None)
+                   if (o.capture, o.association, o.number) == key and o.service in RETRIEVES), None)
     start = operation["request_time"]
     if start is None and responses[0]["time"] is not None and responses[0]["elapsed_s"] is not None:
         start = responses[0]["time"] - responses[0]["elapsed_s"]
@@ -320,7 +327,7 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
     ``axes`` are the panels.
     """
     tables = {name: analysis.rows(name) for name in ("operations", "progress")}  # built once for every panel
-    operations = tables["operations"]
+    operations = [o for o in tables["operations"] if o["service"] in RETRIEVES]
     ordered = sorted(operations, key=lambda o: o["status_category"] == "Success")[:max_operations]
     count = max(len(ordered), 1)
     columns = max(1, min(columns, count))
@@ -341,7 +348,8 @@ def plot_all_progress(analysis: Analysis, *, max_operations: int = 12, columns: 
     for ax in panels[len(ordered):]:
         ax.set_visible(False)
     shown = f"{len(ordered)} of {len(operations)}" if len(operations) > len(ordered) else str(len(operations))
-    figure.suptitle(f"Sub-operation progress of {shown} C-GET(s)")
+    services = sorted({o["service"] for o in ordered}, key=RETRIEVES.index)
+    figure.suptitle(f"Sub-operation progress of {shown} {' and '.join(services)}(s)")
     return figure
 
 
@@ -364,7 +372,7 @@ def status_counts(analysis: Analysis) -> list[dict[str, Any]]:
 
     for operation in analysis.operation_records:
         for response in operation.responses:
-            count("C-GET", response)
+            count(operation.service, response)
         for sub in operation.sub_operations:
             if sub.response is not None:
                 count("C-STORE", sub.response)

@@ -29,14 +29,30 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from . import config
-from .commandset import C_CANCEL_RQ, C_GET_RQ, C_GET_RSP, C_STORE_RQ, C_STORE_RSP, CommandElement
+from .commandset import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    C_FIND_RQ,
+    C_FIND_RSP,
+    C_GET_RQ,
+    C_GET_RSP,
+    C_MOVE_RQ,
+    C_MOVE_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    CommandElement,
+)
 from .dimse import DimseMessage
 from .limits import INFLATION_CUT
 from .limits import active as active_limits
 
 __all__ = [
     "C_CANCEL",
+    "C_ECHO",
+    "C_FIND",
     "C_GET",
+    "C_MOVE",
     "C_STORE",
     "decode_identifier",
     "primitive_from_message",
@@ -343,7 +359,7 @@ class _TracedPrimitive:
         self.wire = wire
 
     def _take_data_set(self, msg: DimseMessage) -> None:
-        """Hook for primitives that keep the data set (only C-GET does)."""
+        """Hook for primitives that keep the data set (C-GET, C-MOVE, C-FIND)."""
 
     def _load(self, keyword: str, element: CommandElement) -> None:
         value = element.value
@@ -375,11 +391,11 @@ class _TracedPrimitive:
 
 
 # ---------------------------------------------------------------------------
-# C-GET
+# C-GET, C-MOVE, C-FIND: the Query/Retrieve primitives
 
 
-class C_GET(_TracedPrimitive):
-    """A C-GET request or response (PS3.7 9.1.3, Table 9.1-3).
+class _QueryRetrieve(_TracedPrimitive):
+    """What C-GET, C-MOVE and C-FIND share (PS3.7 9.1.2-9.1.4).
 
     Setters behave as pynetdicom's: MessageID / MessageIDBeingRespondedTo
     are ints in 0..65535, AffectedSOPClassUID a UID of at most 64 characters,
@@ -392,9 +408,6 @@ class C_GET(_TracedPrimitive):
     __slots__ = ("_message_id", "_message_id_being_responded_to", "_affected_sop_class_uid", "_priority",
                  "_identifier", "_identifier_dataset", "_identifier_decoded", "_status", "_remaining",
                  "_completed", "_failed", "_warning", "OffendingElement", "ErrorComment")
-    _MSG_TYPE = "C-GET"
-    _REQUEST_FIELD = C_GET_RQ
-    _RESPONSE_FIELD = C_GET_RSP
 
     REQUEST_KEYWORDS: ClassVar[tuple[str, ...]] = (
         "MessageID", "AffectedSOPClassUID", "Priority", "Identifier",
@@ -635,7 +648,78 @@ class C_GET(_TracedPrimitive):
             detail = f"MessageIDBeingRespondedTo={responded_to} Status={self._status!r}"
         else:
             detail = f"MessageID={self._message_id} Priority={self._priority!r}"
-        return f"<C_GET {detail} frame={self.frame} association={self.association}>"
+        return f"<{type(self).__name__} {detail} frame={self.frame} association={self.association}>"
+
+
+class C_GET(_QueryRetrieve):
+    """A C-GET request or response (PS3.7 9.1.3, Table 9.1-3); see :class:`_QueryRetrieve`
+    for the setters."""
+
+    __slots__ = ()
+    _MSG_TYPE = "C-GET"
+    _REQUEST_FIELD = C_GET_RQ
+    _RESPONSE_FIELD = C_GET_RSP
+
+
+_AE_FORBIDDEN = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+class C_MOVE(_QueryRetrieve):
+    """A C-MOVE request or response (PS3.7 9.1.4, Table 9.1-4): C-GET's parameters plus
+    Move Destination (0000,0600), the AE title the SCP is to send the sub-operations to.
+
+    MoveDestination behaves as pynetdicom's: a str (bytes are decoded) of at most 16
+    characters, not empty or all spaces, without backslash or control characters.
+    """
+
+    __slots__ = ("_move_destination",)
+    _MSG_TYPE = "C-MOVE"
+    _REQUEST_FIELD = C_MOVE_RQ
+    _RESPONSE_FIELD = C_MOVE_RSP
+    REQUEST_KEYWORDS: ClassVar[tuple[str, ...]] = (
+        "MessageID", "AffectedSOPClassUID", "Priority", "Identifier", "MoveDestination",
+    )
+    _REQUEST_ELEMENTS = ("MessageID", "AffectedSOPClassUID", "Priority", "MoveDestination")
+    _SLOTS: ClassVar[dict[str, str]] = {**_QueryRetrieve._SLOTS, "MoveDestination": "_move_destination"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._move_destination: Any = None
+
+    @property
+    def MoveDestination(self) -> str | None:
+        """(0000,0600): the AE title of the move destination; None when absent."""
+        return self._move_destination
+
+    @MoveDestination.setter
+    def MoveDestination(self, value: str | bytes | None) -> None:
+        if value is None:
+            self._move_destination = None
+            return
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("ascii", "replace").strip(" \x00")
+        if not isinstance(value, str):
+            raise TypeError(f"'Move Destination' must be str or None, not '{_type_name(value)}'")
+        if not value.strip():
+            raise ValueError("Invalid 'Move Destination' value - must not be empty or only spaces")
+        if len(value) > 16:
+            raise ValueError(f"Invalid 'Move Destination' value '{value}' - longer than 16 characters")
+        if _AE_FORBIDDEN.search(value):
+            raise ValueError(f"Invalid 'Move Destination' value {value!r} - backslash or control character")
+        self._move_destination = value
+
+
+class C_FIND(_QueryRetrieve):
+    """A C-FIND request or response (PS3.7 9.1.2, Table 9.1-2): no sub-operations; each
+    Pending response carries one match as its Identifier."""
+
+    __slots__ = ()
+    _MSG_TYPE = "C-FIND"
+    _REQUEST_FIELD = C_FIND_RQ
+    _RESPONSE_FIELD = C_FIND_RSP
+    STATUS_OPTIONAL_KEYWORDS: ClassVar[tuple[str, ...]] = ("OffendingElement", "ErrorComment")
+    _RESPONSE_ELEMENTS = ("MessageIDBeingRespondedTo", "AffectedSOPClassUID", "Status",
+                          "OffendingElement", "ErrorComment")
 
 
 # ---------------------------------------------------------------------------
@@ -687,8 +771,29 @@ class C_STORE(_TracedPrimitive):
         self.OffendingElement: Any = None
 
 
+class C_ECHO(_TracedPrimitive):
+    """A C-ECHO request or response (PS3.7 9.1.5); plain attributes."""
+
+    __slots__ = ("MessageID", "MessageIDBeingRespondedTo", "AffectedSOPClassUID", "Status", "ErrorComment")
+    _MSG_TYPE = "C-ECHO"
+    _PLAIN = True
+    _REQUEST_FIELD = C_ECHO_RQ
+    _RESPONSE_FIELD = C_ECHO_RSP
+    _REQUEST_ELEMENTS = ("MessageID", "AffectedSOPClassUID")
+    _RESPONSE_ELEMENTS = ("MessageIDBeingRespondedTo", "AffectedSOPClassUID", "Status", "ErrorComment")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.MessageID: Any = None
+        self.MessageIDBeingRespondedTo: Any = None
+        self.AffectedSOPClassUID: Any = None
+        self.Status: Any = None
+        self.ErrorComment: Any = None
+
+
 class C_CANCEL(_TracedPrimitive):
-    """A C-CANCEL-RQ (PS3.7 9.3.3.3): names the C-GET it cancels; gets no response."""
+    """A C-CANCEL-RQ (PS3.7 9.3.3.3): names the C-GET, C-MOVE or C-FIND it cancels; gets no
+    response."""
 
     __slots__ = ("MessageIDBeingRespondedTo",)
     _MSG_TYPE = "C-CANCEL"
@@ -707,11 +812,20 @@ _BY_COMMAND_FIELD: dict[int, type[_TracedPrimitive]] = {
     C_STORE_RQ: C_STORE,
     C_STORE_RSP: C_STORE,
     C_CANCEL_RQ: C_CANCEL,
+    C_MOVE_RQ: C_MOVE,
+    C_MOVE_RSP: C_MOVE,
+    C_FIND_RQ: C_FIND,
+    C_FIND_RSP: C_FIND,
+    C_ECHO_RQ: C_ECHO,
+    C_ECHO_RSP: C_ECHO,
 }
 
+#: Every primitive the analyzer makes.
+Primitive = C_GET | C_MOVE | C_FIND | C_ECHO | C_STORE | C_CANCEL
 
-def primitive_from_message(msg: DimseMessage) -> C_GET | C_STORE | C_CANCEL | None:
-    """Return the primitive for ``msg``, or None for messages outside a C-GET exchange."""
+
+def primitive_from_message(msg: DimseMessage) -> Primitive | None:
+    """Return the primitive for ``msg``, or None for messages of other services (N-...)."""
     field_value = msg.command.command_field
     if field_value is None:
         return None

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .safe_text import content_security_policy, css_class, for_html
-from .tables import command_counts
+from .tables import command_counts, shown_columns
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -95,9 +95,14 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "messages_by_command": dict(commands),
         "associations": len(associations),
         "associations_by_outcome": dict(Counter(row["outcome"] or "unknown" for row in associations)),
-        "c_gets": len(operations),
+        "c_gets": sum(1 for row in operations if row["service"] == "C-GET"),
         "c_gets_by_status": dict(Counter(row["status_category"] or "no final response"
-                                         for row in operations)),
+                                         for row in operations if row["service"] == "C-GET")),
+        "c_moves": sum(1 for row in operations if row["service"] == "C-MOVE"),
+        "c_moves_by_status": dict(Counter(row["status_category"] or "no final response"
+                                          for row in operations if row["service"] == "C-MOVE")),
+        "other_operations": dict(Counter(row["service"] for row in operations
+                                         if row["service"] not in ("C-GET", "C-MOVE"))),
         "peers": len(peers),
         "peers_by_verdict": dict(Counter(row["verdict"] for row in peers)),
         "findings": len(analysis.findings),
@@ -139,6 +144,10 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
         # Every service, not only C-GET: a capture of C-ECHO or C-FIND traffic says so here.
         ("messages", _counted(data["messages"], data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", _counted(data["c_gets"], data["c_gets_by_status"], _STATUS_ORDER)),
+        *([("C-MOVEs", _counted(data["c_moves"], data["c_moves_by_status"], _STATUS_ORDER))]
+          if data["c_moves"] else []),
+        *([("other operations", _counted(sum(data["other_operations"].values()), data["other_operations"]))]
+          if data["other_operations"] else []),
         ("peers", _counted(data["peers"], data["peers_by_verdict"], _VERDICT_ORDER)),
         ("findings", _counted(data["findings"], data["findings_by_severity"], ("error", "warning", "info"))),
     ]
@@ -295,6 +304,8 @@ def _summary_html(analysis: Analysis) -> str:
         ("Associations", data["associations"], _detail(data["associations_by_outcome"], ())),
         ("DIMSE messages", data["messages"], _detail(data["messages_by_command"], _COMMAND_ORDER)),
         ("C-GETs", data["c_gets"], _detail(data["c_gets_by_status"], _STATUS_ORDER)),
+        *([("C-MOVEs", data["c_moves"], _detail(data["c_moves_by_status"], _STATUS_ORDER))]
+          if data["c_moves"] else []),
         ("Peers", data["peers"], _detail(data["peers_by_verdict"], _VERDICT_ORDER)),
         ("Findings", data["findings"], _detail(data["findings_by_severity"], ("error", "warning", "info"))),
         ("Problems", data["problems"], "capture or protocol faults"),
@@ -323,7 +334,8 @@ def render_html(analysis: Analysis, *, title: str | None = None, max_rows: int |
     images = _plots(analysis)
 
     def table(name: str) -> str:
-        return html_table(analysis.rows(name), REPORT_COLUMNS[name], max_rows)
+        rows = analysis.rows(name)
+        return html_table(rows, shown_columns(name, rows, REPORT_COLUMNS[name]), max_rows)
 
     first_error = next((f for f in sorted(analysis.findings, key=lambda f: (f.capture, f.frame or 0))
                         if f.severity == "error"), None)

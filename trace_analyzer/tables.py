@@ -21,7 +21,7 @@ from .commandset import COMMAND_NAMES
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .operations import Operation, SubOperation
 from .pdu_items import USER_IDENTITY_TYPES
-from .primitives import C_GET
+from .primitives import C_ECHO, C_FIND, C_GET, C_MOVE
 from .safe_text import clean_row
 from .status import status_category, status_hex, status_meaning
 
@@ -53,7 +53,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "requestor_may": "str", "acceptor_may": "str",
     },
     "operations": {
-        "capture": "str", "association": "int", "operation": "int", "message_id": "int",
+        "capture": "str", "association": "int", "operation": "int", "service": "str", "message_id": "int",
         "affected_sop_class_uid": "str", "sop_class_name": "str", "priority": "int",
         "query_retrieve_level": "str", "identifier": "str", "request_frame": "int", "request_time": "float",
         "final_status": "int", "status_hex": "str", "status_category": "str", "status_meaning": "str",
@@ -65,10 +65,12 @@ COLUMNS: dict[str, dict[str, str]] = {
         "cancel_requested": "bool", "cancel_frame": "int", "complete": "bool", "final_frame": "int",
         "final_time": "float", "duration_s": "float", "error_comment": "str", "offending_element": "str",
         "failed_sop_instances": "int", "invoker": "str", "performer": "str", "errors": "int",
-        "warnings": "int",
+        "warnings": "int", "move_destination": "str", "sub_operation_associations": "str", "link": "str",
+        "matches": "int",
     },
     "progress": {
-        "capture": "str", "association": "int", "operation": "int", "message_id": "int", "frame": "int",
+        "capture": "str", "association": "int", "operation": "int", "service": "str", "message_id": "int",
+        "frame": "int",
         "time": "float",
         "elapsed_s": "float", "status": "int", "status_hex": "str", "status_category": "str",
         "remaining": "int", "completed": "int", "failed": "int", "warning": "int", "final": "bool",
@@ -80,7 +82,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "priority": "int", "context_id": "int", "request_frame": "int", "request_time": "float",
         "response_frame": "int", "status": "int", "status_hex": "str", "status_category": "str",
         "status_meaning": "str", "dataset_bytes": "int", "latency_s": "float", "ambiguous": "bool",
-        "candidate_get_message_ids": "str",
+        "candidate_get_message_ids": "str", "service": "str", "link": "str",
+        "move_originator_ae": "str", "move_originator_message_id": "int",
     },
     "statuses": {
         "capture": "str", "service": "str", "status": "int", "status_hex": "str", "category": "str",
@@ -88,7 +91,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "offending_elements": {
         "capture": "str", "association": "int", "message_id": "int", "frame": "int", "status": "int",
-        "status_hex": "str", "tag": "str", "keyword": "str", "error_comment": "str",
+        "status_hex": "str", "tag": "str", "keyword": "str", "error_comment": "str", "service": "str",
     },
     "messages": {
         "capture": "str", "association": "int", "frame": "int", "time": "float", "sender": "str",
@@ -244,7 +247,7 @@ _ROLE_NAMES = {(True, True): "SCU and SCP", (True, False): "SCU", (False, True):
 def identifier_summary(request: C_GET | None) -> tuple[str | None, str | None]:
     """(Query/Retrieve Level, the identifier as ``keyword=value; ...``) as the operations table
     shows them."""
-    if request is None:
+    if request is None or isinstance(request, C_ECHO):
         return None, None
     dataset = request.identifier_dataset
     if dataset is None:
@@ -328,11 +331,87 @@ def incomplete_reason(record: Any) -> str:
     if record.closed_by is not None:
         return "connection closed"
     return "capture ended"
+def standalone_stores(analysis: Analysis) -> list[tuple[int, SubOperation]]:
+    """The C-STOREs outside any retrieve, each with its number among its capture's operations
+    (after the C-GET, C-MOVE, C-FIND and C-ECHO ones): the operations table's rows for them.
+    A C-STORE no C-GET could own on an association that carries C-GETs is not one: it is a
+    stray of theirs (the GET-SUB rules say what is wrong with it), as before C-MOVE came."""
+    numbers: dict[str, int] = {}
+    with_gets = set()
+    for operation in analysis.operation_records:
+        numbers[operation.capture] = max(numbers.get(operation.capture, 0), operation.number)
+        if operation.service == "C-GET":
+            with_gets.add((operation.capture, operation.association))
+    out = []
+    for sub in analysis.unlinked_stores:
+        primitive = sub.request or sub.response
+        if (primitive.capture, primitive.association) in with_gets:
+            continue
+        number = numbers[primitive.capture] = numbers.get(primitive.capture, 0) + 1
+        out.append((number, sub))
+    return out
+
+
+def _store_operation(number: int, sub: SubOperation, finding_counts: dict) -> dict:
+    request, response = sub.request, sub.response
+    primitive = request or response
+    row = _sub_row(primitive.capture, primitive.association, sub)
+    status = row["status"]
+    message_id = row["message_id"]
+    found = finding_counts.get((primitive.capture, primitive.association, message_id), {})
+    return {
+        "capture": primitive.capture, "association": primitive.association, "operation": number,
+        "service": "C-STORE", "message_id": message_id,
+        "affected_sop_class_uid": row["affected_sop_class_uid"], "sop_class_name": row["sop_class_name"],
+        "priority": row["priority"], "request_frame": row["request_frame"],
+        "request_time": row["request_time"], "final_status": status, "status_hex": row["status_hex"],
+        "status_category": row["status_category"], "status_meaning": row["status_meaning"],
+        "pending_responses": 0, "sub_operations": 0, "sub_operations_completed": 0,
+        "sub_operations_warning": 0, "sub_operations_failed": 0, "sub_operations_unanswered": 0,
+        "sub_operations_ambiguous": 0, "linking": "unambiguous", "misnumbered_responses": 0,
+        "cancel_requested": False, "complete": response is not None and status is not None,
+        "final_frame": row["response_frame"], "final_time": response.time if response else None,
+        "duration_s": row["latency_s"],
+        "error_comment": _str(response.ErrorComment) if response else None,
+        "offending_element": (" ".join(tag_text(t) for t in _tags(response.OffendingElement)) or None)
+        if response else None,
+        "invoker": primitive.sender if request else ("requestor" if response.sender == "acceptor"
+                                                     else "acceptor"),
+        "performer": response.sender if response else ("acceptor" if request.sender == "requestor"
+                                                       else "requestor"),
+        "errors": found.get("error", 0), "warnings": found.get("warning", 0),
+    }
+
+
+def _retrieve_columns(operation: Operation, retrieves: dict[int, Any]) -> dict:
+    """The columns only C-MOVE and C-FIND rows fill."""
+    if operation.service == "C-FIND":
+        return {"matches": sum(1 for r in operation.responses if r.Status in PENDING)}
+    if operation.service != "C-MOVE":
+        return {}
+    request = operation.request
+    retrieve = retrieves.get(id(operation))
+    destination = request.MoveDestination if request is not None else None
+    return {"move_destination": _str(destination),
+            "sub_operation_associations": " ".join(str(a) for _, a in retrieve.associations) or None
+            if retrieve else None,
+            "link": retrieve.link if retrieve else None}
+
+
+class _EchoView:
+    """A C-ECHO primitive read with the Q/R parameters it does not have, as absent."""
+
+    def __init__(self, primitive: C_ECHO) -> None:
+        self._primitive = primitive
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._primitive, name, None)
 
 
 def _operations(analysis: Analysis) -> Iterator[dict]:
     finding_counts = _finding_counts(analysis)
     records = {(r.capture, r.association): r for r in analysis.association_records}
+    retrieves = {id(r.move): r for r in getattr(analysis, "retrieves", ()) if r.move is not None}
     for operation in analysis.operation_records:
         found = finding_counts.get((operation.capture, operation.association, operation.message_id), {})
         request, final = operation.request, operation.final
@@ -343,25 +422,29 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
         counts = _sub_counts(operation)
         start = request.time if request else (operation.responses[0].time if operation.responses else None)
         failed_list = None
-        if final is not None and final.identifier_dataset is not None:
+        if operation.service == "C-ECHO":
+            final = _EchoView(final) if final is not None else None
+            request = _EchoView(request) if request is not None else None
+        elif final is not None and operation.service != "C-FIND" and final.identifier_dataset is not None:
             uids = final.identifier_dataset.get("FailedSOPInstanceUIDList")
             if uids is not None:
                 values = [uids] if isinstance(uids, str) else list(uids)
                 failed_list = sum(1 for uid in values if uid)
         source = final or last
+        service = operation.service
         yield {
             "capture": operation.capture, "association": operation.association,
-            "operation": operation.number, "message_id": _message_id(operation),
+            "operation": operation.number, "service": service, "message_id": _message_id(operation),
             "affected_sop_class_uid": _str(sop_class), "sop_class_name": uid_name(_str(sop_class)),
             "priority": _int(request.Priority) if request else None,
             "query_retrieve_level": level, "identifier": identifier,
             "request_frame": request.frame if request else None,
             "request_time": request.time if request else None,
             "final_status": status, "status_hex": status_hex(status) if status is not None else None,
-            # Never null: a filter on it meets every C-GET (one without a final response is
-            # Incomplete, and its meaning says what ended it).
+            # Never null: a filter on it meets every operation (one without a final response
+            # is Incomplete, and its meaning says what ended it).
             "status_category": status_category(status) if status is not None else "Incomplete",
-            "status_meaning": status_meaning("C-GET", status) if status is not None else
+            "status_meaning": status_meaning(service, status) if status is not None else
             "no final response: " + incomplete_reason(records.get((operation.capture,
                                                                    operation.association))),
             # The final response's counters: a C-GET without one has no final counters (the
@@ -378,6 +461,7 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             "sub_operations_unanswered": counts["unanswered"],
             "sub_operations_ambiguous": counts["ambiguous"],
             **_linking(operation),
+            **_retrieve_columns(operation, retrieves),
             "cancel_requested": bool(operation.cancels),
             "cancel_frame": operation.cancels[0].frame if operation.cancels else None,
             "complete": final is not None,
@@ -392,6 +476,8 @@ def _operations(analysis: Analysis) -> Iterator[dict]:
             else "requestor",
             "errors": found.get("error", 0), "warnings": found.get("warning", 0),
         }
+    for number, sub in standalone_stores(analysis):
+        yield _store_operation(number, sub, finding_counts)
 
 
 def _progress(analysis: Analysis) -> Iterator[dict]:
@@ -403,18 +489,31 @@ def _progress(analysis: Analysis) -> Iterator[dict]:
             status = _int(response.Status)
             yield {
                 "capture": operation.capture, "association": operation.association,
-                "operation": operation.number, "message_id": _message_id(operation),
+                "operation": operation.number, "service": operation.service,
+                "message_id": _message_id(operation),
                 "frame": response.frame, "time": response.time,
                 "elapsed_s": _elapsed(response.time, start), "status": status,
                 "status_hex": status_hex(status) if status is not None else None,
                 "status_category": status_category(status) if status is not None else None,
-                "remaining": _int(response.NumberOfRemainingSuboperations),
-                "completed": _int(response.NumberOfCompletedSuboperations),
-                "failed": _int(response.NumberOfFailedSuboperations),
-                "warning": _int(response.NumberOfWarningSuboperations),
+                "remaining": _int(getattr(response, "NumberOfRemainingSuboperations", None)),
+                "completed": _int(getattr(response, "NumberOfCompletedSuboperations", None)),
+                "failed": _int(getattr(response, "NumberOfFailedSuboperations", None)),
+                "warning": _int(getattr(response, "NumberOfWarningSuboperations", None)),
                 # None for a response without a Status: neither Pending nor final.
                 "final": None if status is None else status not in PENDING,
             }
+    for number, sub in standalone_stores(analysis):
+        response = sub.response
+        if response is None:
+            continue
+        status = _int(response.Status)
+        start = sub.request.time if sub.request else response.time
+        yield {"capture": response.capture, "association": response.association, "operation": number,
+               "service": "C-STORE", "message_id": _int(response.MessageIDBeingRespondedTo),
+               "frame": response.frame, "time": response.time, "elapsed_s": _elapsed(response.time, start),
+               "status": status, "status_hex": status_hex(status) if status is not None else None,
+               "status_category": status_category(status) if status is not None else None,
+               "final": None if status is None else status not in PENDING}
 
 
 def _message_id(operation: Operation) -> int | None:
@@ -452,6 +551,9 @@ def _sub_row(operation_capture: str, association: int, sub: SubOperation,
         "latency_s": _elapsed(response.time if response else None, request.time if request else None),
         "ambiguous": sub.ambiguous,
         "candidate_get_message_ids": " ".join(str(c) for c in sub.candidates) or None,
+        "service": operation.service if operation is not None else None, "link": sub.link,
+        "move_originator_ae": _str(request.MoveOriginatorApplicationEntityTitle) if request else None,
+        "move_originator_message_id": _int(request.MoveOriginatorMessageID) if request else None,
     }
 
 
@@ -462,7 +564,21 @@ def _sub_operations(analysis: Analysis) -> Iterator[dict]:
             if id(sub) in seen:  # an ambiguous one hangs on several C-GETs: one row
                 continue
             seen.add(id(sub))
-            yield _sub_row(operation.capture, operation.association, sub, operation)
+            if sub.link is None:
+                yield _sub_row(operation.capture, operation.association, sub, operation)
+                continue
+            # A C-MOVE's, on another association (perhaps of another capture set: then the
+            # row names no operation, whose numbers are per capture set).
+            store = sub.request
+            row = _sub_row(store.capture, store.association, sub, operation)
+            if store.capture != operation.capture:
+                row["operation"] = None
+            yield row
+    for retrieve in getattr(analysis, "retrieves", ()):
+        if retrieve.move is None:  # sub-operations of a C-MOVE that is not in the capture
+            for sub in retrieve.sub_operations:
+                store = sub.request
+                yield _sub_row(store.capture, store.association, sub)
 
 
 def _statuses(analysis: Analysis) -> Iterator[dict]:
@@ -480,13 +596,18 @@ def _statuses(analysis: Analysis) -> Iterator[dict]:
 
     for operation in analysis.operation_records:
         for response in operation.responses:
-            count(operation.capture, "C-GET", response.Status, operation)
+            count(operation.capture, operation.service, response.Status, operation)
         for sub in operation.sub_operations:
             if sub.response is not None:
                 count(operation.capture, "C-STORE", sub.response.Status, operation)
     for sub in analysis.unlinked_stores:
         if sub.response is not None:
             count(sub.response.capture, "C-STORE", sub.response.Status, None)
+    for retrieve in getattr(analysis, "retrieves", ()):
+        if retrieve.move is None:
+            for sub in retrieve.sub_operations:
+                if sub.response is not None:
+                    count(sub.response.capture, "C-STORE", sub.response.Status, None)
     for (capture, service, status), (responses, operations) in sorted(counts.items()):
         yield {
             "capture": capture, "service": service, "status": status, "status_hex": status_hex(status),
@@ -495,11 +616,14 @@ def _statuses(analysis: Analysis) -> Iterator[dict]:
         }
 
 
+_WITH_STATUS = (C_GET, C_MOVE, C_FIND, C_ECHO)
+
+
 def _offending_elements(analysis: Analysis) -> Iterator[dict]:
     for message in analysis.primitives:
-        if not isinstance(message, C_GET) or not message.is_response:
+        if not isinstance(message, _WITH_STATUS) or not message.is_response:
             continue
-        tags = _tags(message.OffendingElement)
+        tags = _tags(getattr(message, "OffendingElement", None))
         comment = _str(message.ErrorComment)
         if not tags and comment is None:
             continue
@@ -508,7 +632,7 @@ def _offending_elements(analysis: Analysis) -> Iterator[dict]:
             "capture": message.capture, "association": message.association,
             "message_id": _int(message.MessageIDBeingRespondedTo), "frame": message.frame,
             "status": status, "status_hex": status_hex(status) if status is not None else None,
-            "error_comment": comment,
+            "error_comment": comment, "service": message.msg_type,
         }
         for tag in tags or [None]:
             yield {**base, "tag": tag_text(tag) if tag is not None else None,
@@ -584,7 +708,10 @@ def _violations(analysis: Analysis) -> Iterator[dict]:
 
 _ROLE_OF_SENDER = {("C-GET", True): "C-GET SCU", ("C-GET", False): "C-GET SCP",
                    ("C-CANCEL", True): "C-GET SCU",
-                   ("C-STORE", True): "Storage SCU", ("C-STORE", False): "Storage SCP"}
+                   ("C-STORE", True): "Storage SCU", ("C-STORE", False): "Storage SCP",
+                   ("C-MOVE", True): "C-MOVE SCU", ("C-MOVE", False): "C-MOVE SCP",
+                   ("C-FIND", True): "C-FIND SCU", ("C-FIND", False): "C-FIND SCP",
+                   ("C-ECHO", True): "Verification SCU", ("C-ECHO", False): "Verification SCP"}
 
 
 def peer_key(record, side: str) -> tuple:
@@ -747,6 +874,26 @@ _BUILDERS: dict[str, Callable[[Analysis], Iterator[dict]]] = {
 #: Tables whose builders give their columns already in display order (every row still gets
 #: its capture set placed and its text made safe in iter_rows).
 EXACT_ROWS = frozenset({"messages", "sub_operations"})
+
+
+#: Columns a reader is shown only when a table holds rows of other services than C-GET (C-MOVE,
+#: C-FIND, C-ECHO, C-STORE outside a retrieve), after the table's usual ones: a C-GET capture
+#: reads as it did before C-MOVE came.
+SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "operations": ("service", "move_destination", "sub_operation_associations", "link", "matches"),
+    "progress": ("service",),
+    "sub_operations": ("service", "link", "move_originator_ae", "move_originator_message_id"),
+    "offending_elements": ("service",),
+}
+
+
+def shown_columns(name: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """``columns`` for showing table ``name``'s ``rows``, with its SERVICE_COLUMNS after them when
+    some row is of another service than C-GET."""
+    extra = SERVICE_COLUMNS.get(name, ())
+    if extra and any(row.get("service") not in (None, "C-GET") for row in rows):
+        return columns + tuple(c for c in extra if c not in columns)
+    return columns
 
 
 def iter_rows(name: str, analysis: Analysis) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,8 @@ from .instances import write_instances
 from .pyn import QUERY_MODELS, status_category
 
 TIMEOUT = 30
+#: Connection, ACSE and DIMSE timeouts (seconds) for the DCMTK SCU tools.
+NETWORK_TIMEOUTS = ("-to", "10", "-ta", "10", "-td", "10")
 _DCMTK = "dcmtk"
 
 
@@ -58,6 +60,8 @@ class DcmQrScp:
     ae_title: str = "QRSCP"
     max_pdu: int = 16384
     proc: ManagedProcess | None = None
+    #: Move destinations it knows: (name, AE title, host, port) lines of its HostTable.
+    hosts: tuple[tuple[str, str, str, int], ...] = ()
 
     def start(self) -> None:
         storage = self.workdir / "qrscp_db"
@@ -78,6 +82,7 @@ class DcmQrScp:
                     f"MaxPDUSize      = {self.max_pdu}",
                     "MaxAssociations = 4",
                     "HostTable BEGIN",
+                    *(f"{name} = ({ae}, {host}, {port})" for name, ae, host, port in self.hosts),
                     "HostTable END",
                     "VendorTable BEGIN",
                     "VendorTable END",
@@ -141,12 +146,7 @@ def run_getscu(
         called_ae,
         "-pdu",
         str(max_pdu),
-        "-to",
-        "10",
-        "-ta",
-        "10",
-        "-td",
-        "10",
+        *NETWORK_TIMEOUTS,
         "-k",
         f"QueryRetrieveLevel={level}",
     ]
@@ -178,6 +178,25 @@ def _int_or_none(text: str) -> int | None:
     return None if text in ("", "none") else int(text)
 
 
+def dimse_dumps(lines: list[str]) -> list[tuple[str, dict]]:
+    """("in" or "out", {field: value}) for each DIMSE message a DCMTK tool dumped with -d."""
+    messages: list[tuple[str, dict]] = []
+    current: dict | None = None
+    direction = ""
+    for line in lines:
+        if "INCOMING DIMSE MESSAGE" in line or "OUTGOING DIMSE MESSAGE" in line:
+            direction = "in" if "INCOMING" in line else "out"
+            current = {}
+        elif "END DIMSE MESSAGE" in line and current is not None:
+            messages.append((direction, current))
+            current = None
+        elif current is not None:
+            m = _FIELD.match(line)
+            if m and m.group("key") not in current:
+                current[m.group("key")] = m.group("value").strip()
+    return messages
+
+
 def parse_getscu_log(log: str) -> dict:
     """Association parameters and per-C-GET results from a ``getscu -d`` log."""
     lines = log.splitlines()
@@ -206,22 +225,7 @@ def parse_getscu_log(log: str) -> dict:
         elif line.startswith("I: Aborting Association"):
             assoc["ended_by"] = "abort"
 
-    # DIMSE message dumps
-    messages: list[tuple[str, dict]] = []
-    current: dict | None = None
-    direction = ""
-    for line in lines:
-        if "INCOMING DIMSE MESSAGE" in line or "OUTGOING DIMSE MESSAGE" in line:
-            direction = "in" if "INCOMING" in line else "out"
-            current = {}
-        elif "END DIMSE MESSAGE" in line and current is not None:
-            messages.append((direction, current))
-            current = None
-        elif current is not None:
-            m = _FIELD.match(line)
-            if m and m.group("key") not in current:
-                current[m.group("key")] = m.group("value").strip()
-
+    messages = dimse_dumps(lines)
     truth: dict | None = None
     for direction, msg in messages:
         kind = msg.get("Message Type", "")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from . import crafted, misbehaving
+from . import crafted, misbehaving, move
 from .capture import LoopbackCapture, find_tool, free_port
 from .dcmtk import DcmQrScp, dcmtk_version, run_getscu
 from .instances import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, all_instances, instance_uid, study_uid
@@ -295,6 +295,20 @@ _TABLE = [
      "pynetdicom SCU -> dcmqrscp, two C-GETs (Success, then Warning B000)", pynetdicom_to_dcmtk, None),
     ("dcmtk_scu_to_pynetdicom_scp", "dcmtk_scu_to_pynetdicom_scp.pcap", "real",
      "DCMTK getscu -> pynetdicom SCP, STUDY level, 5 sub-ops, Success", dcmtk_to_pynetdicom, None),
+    ("dcmtk_move_success", "dcmtk_move_success.pcap", "real",
+     "DCMTK movescu -> dcmqrscp -> storescp: C-MOVE of 5 CT, sub-operations on a second association",
+     move.dcmtk_move, None),
+    ("dcmtk_move_unknown_destination", "dcmtk_move_unknown_destination.pcap", "real",
+     "DCMTK movescu -> dcmqrscp with a Move Destination it does not know: A801",
+     move.dcmtk_move_unknown, None),
+    ("pynetdicom_move_failing_destination", "pynetdicom_move_failing_destination.pcap", "real",
+     "pynetdicom Move SCU -> Move SCP -> Storage SCP failing 1 of 5 C-STOREs (A700)",
+     move.pynetdicom_move, None),
+    ("pynetdicom_move_destination_down", "pynetdicom_move_destination_down.pcap", "real",
+     "pynetdicom Move SCU -> Move SCP whose Move Destination address does not answer",
+     move.pynetdicom_move_destination_down, None),
+    ("dcmtk_find_echo", "dcmtk_find_echo.pcap", "real",
+     "DCMTK echoscu and findscu -> dcmqrscp: C-ECHO, C-FIND at STUDY level", move.dcmtk_find_echo, None),
     ("midstream_start", "midstream_start.pcap", "crafted",
      "success capture starting at the C-GET-RQ: no SYN, no A-ASSOCIATE", crafted.midstream_start, _SRC),
     ("reordered_retransmitted", "reordered_retransmitted.pcap", "crafted",

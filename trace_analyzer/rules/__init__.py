@@ -18,12 +18,15 @@ from .engine import (
     Finding,
     RulesEngine,
     check_levels,
+    judge_retrieves,
     not_checkable,
     parse_levels,
+    retrieve_rule,
     rule,
 )
 
-FAMILIES = ("ul", "cmd", "get_rq", "get_id", "get_rsp", "get_cnt", "get_sub", "get_can", "get_role")
+FAMILIES = ("ul", "cmd", "get_rq", "get_id", "get_rsp", "get_cnt", "get_sub", "get_can", "get_role",
+            "move_rq", "move_rsp", "move_cnt", "move_sub", "find")
 #: The modules that register checks: one per family, the UL family in three.
 MODULES = ("ul", "ul_associate", "ul_pdv", *FAMILIES[1:])
 CONFIG_FILE = "trace-analyzer.toml"  # also config_file.CONFIG_FILE
@@ -40,6 +43,12 @@ def load_families() -> None:
     _loaded = True
 
 
+def retrieve_findings(analysis, levels: dict[str, str]) -> list[Finding]:
+    """The findings of the retrieve-level checks (C-MOVE with its linked sub-operations)."""
+    load_families()
+    return judge_retrieves(analysis.retrieves, analysis, levels)
+
+
 def load_config(path: str | None = None) -> dict[str, str]:
     """Rule levels from a TOML file (``[rules]`` with ``"GET-RSP-008" = "warning"``); without
     ``path``, ``trace-analyzer.toml`` in the working directory if there is one. The whole
@@ -51,4 +60,4 @@ def load_config(path: str | None = None) -> dict[str, str]:
 
 __all__ = ["CATALOG", "ConfigError", "FAMILIES", "Finding", "IMPLEMENTED", "LEVELS", "NOT_CHECKABLE",
            "RuleInfo", "RulesEngine", "check_levels", "load_config", "load_families", "not_checkable",
-           "parse_levels", "rule"]
+           "parse_levels", "retrieve_findings", "retrieve_rule", "rule"]

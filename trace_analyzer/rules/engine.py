@@ -51,6 +51,16 @@ EVENTS = {
     "c_store_rq": "C-STORE-RQ (sub.get_message_id None if no C-GET owns it): primitive, sub, sender",
     "c_store_rsp": "C-STORE-RSP (sub None if it matches no request): primitive, sub, sender",
     "operation_final": "a C-GET got its final response: operation, primitive (the final response)",
+    "c_move_rq": "C-MOVE-RQ linked: primitive, operation, sender",
+    "c_move_rsp": "C-MOVE-RSP linked: primitive, operation (built from its responses if the RQ is not "
+                  "captured), sender",
+    "move_final": "a C-MOVE got its final response (on its own association): operation, primitive",
+    "c_find_rq": "C-FIND-RQ linked: primitive, operation, sender",
+    "c_find_rsp": "C-FIND-RSP linked: primitive, operation, sender",
+    "find_final": "a C-FIND got its final response: operation, primitive",
+    "c_echo_rq": "C-ECHO-RQ: primitive, operation, sender",
+    "c_echo_rsp": "C-ECHO-RSP: primitive, operation, sender",
+    "service_cancel": "C-CANCEL-RQ naming a C-MOVE or C-FIND: primitive, operation, sender",
     "association_end": "the connection or the capture ended: nothing more",
 }
 
@@ -107,6 +117,89 @@ def rules(rule_ids: tuple[str, ...], *events: str) -> Callable[[Check], Check]:
     return register
 
 
+#: Checks judged on whole retrieves (linking.Retrieve: a C-MOVE with its sub-operations on other
+#: associations), once everything is linked: check(report, retrieve, context).
+RETRIEVE_CHECKS: list[tuple[str, Callable]] = []
+
+
+def retrieve_rule(rule_id: str) -> Callable[[Callable], Callable]:
+    """Register a check for a catalog rule judged on linked retrieves (see RetrieveReporter)."""
+    if rule_id not in CATALOG:
+        raise ValueError(f"{rule_id} is not in the catalog")
+
+    def register(check: Callable) -> Callable:
+        RETRIEVE_CHECKS.append((rule_id, check))
+        IMPLEMENTED[rule_id].append("retrieve")
+        return check
+
+    return register
+
+
+class RetrieveContext:
+    """What retrieve-level checks may read: association records and where bytes were lost."""
+
+    def __init__(self, analysis: Any) -> None:
+        self.records = {(r.capture, r.association): r for r in analysis.association_records}
+        self.lossy = {(p.capture, p.association) for p in analysis.problem_records
+                      if p.code in LOSS_CODES or p.code == "CAPTURE-TRUNCATED"}
+        self.lossy |= {(r.capture, r.association) for r in analysis.association_records if r.holes}
+
+    def peer(self, capture: str, association: int | None, side: str | None) -> str:
+        record = self.records.get((capture, association))
+        if record is None:
+            return "? @ ?"
+        rq = record.request
+        ae = (rq.calling_ae if side == "requestor" else rq.called_ae) if rq is not None else None
+        return f"{ae or '?'} @ {record.client if side == 'requestor' else record.server}"
+
+
+class RetrieveReporter:
+    """Hands a retrieve-level check the means to report about one message of one association."""
+
+    def __init__(self, levels: dict[str, str], context: RetrieveContext, findings: list[Finding]) -> None:
+        self._levels = levels
+        self._context = context
+        self._findings = findings
+        self.rule = ""
+
+    def __call__(self, detail: str, primitive: Any, role: str, message_id: int | None = None) -> None:
+        level = self._levels.get(self.rule)
+        if level == "off":
+            return
+        info = CATALOG[self.rule]
+        if message_id is None:  # the message's own: a C-STORE-RQ's ID, or the C-MOVE a response answers
+            for name in ("MessageID", "MessageIDBeingRespondedTo"):
+                value = getattr(primitive, name, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    message_id = value
+                    break
+        if message_id is not None and message_id < 0:
+            message_id = None
+        sender = primitive.sender
+        finding = Finding(self.rule, level or info.severity, info.title, info.section, primitive.capture,
+                          primitive.association, message_id, primitive.frame, primitive.time,
+                          self._context.peer(primitive.capture, primitive.association, sender), sender,
+                          role, detail)
+        self._findings.append(finding)
+        primitive.findings.append(finding)
+
+
+def judge_retrieves(retrieves: list, analysis: Any, levels: dict[str, str]) -> list[Finding]:
+    """Run every retrieve-level check over the linked retrieves; their findings."""
+    findings: list[Finding] = []
+    if not retrieves:
+        return findings
+    context = RetrieveContext(analysis)
+    reporter = RetrieveReporter(levels, context, findings)
+    for retrieve in retrieves:
+        for rule_id, check in RETRIEVE_CHECKS:
+            if levels.get(rule_id) == "off":
+                continue
+            reporter.rule = rule_id
+            check(reporter, retrieve, context)
+    return findings
+
+
 def not_checkable(rule_id: str, reason: str) -> None:
     """Declare that a passive observer cannot check a catalog rule, and why."""
     if rule_id not in CATALOG:
@@ -157,9 +250,14 @@ class Event:
 _ROLE_BY_EVENT = {
     "c_get_rq": "C-GET SCU", "c_cancel": "C-GET SCU", "c_get_rsp": "C-GET SCP",
     "c_store_rq": "Storage SCU", "c_store_rsp": "Storage SCP", "operation_final": "C-GET SCP",
+    "c_move_rq": "C-MOVE SCU", "c_move_rsp": "C-MOVE SCP", "move_final": "C-MOVE SCP",
+    "c_find_rq": "C-FIND SCU", "c_find_rsp": "C-FIND SCP", "find_final": "C-FIND SCP",
+    "c_echo_rq": "Verification SCU", "c_echo_rsp": "Verification SCP",
 }
 _ROLE_BY_COMMAND = {0x0010: "C-GET SCU", 0x0FFF: "C-GET SCU", 0x8010: "C-GET SCP",
-                    0x0001: "Storage SCU", 0x8001: "Storage SCP"}
+                    0x0001: "Storage SCU", 0x8001: "Storage SCP",
+                    0x0021: "C-MOVE SCU", 0x8021: "C-MOVE SCP", 0x0020: "C-FIND SCU",
+                    0x8020: "C-FIND SCP", 0x0030: "Verification SCU", 0x8030: "Verification SCP"}
 
 
 class AssociationView:
