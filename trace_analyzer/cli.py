@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                           "./trace-analyzer-report.html); table: the file (default: standard output)")
     run.add_argument("--all", action="store_true", dest="show_all",
                      help="table: show every row and column, however wide the terminal")
+    _annotate_option(run)
     _rule_options(run)
 
     check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="decode TCP port N as DICOM (repeatable)")
     check.add_argument("--fail-on", choices=("error", "warning"), default="error",
                        help="exit 1 when any finding reaches this severity (default: error)")
+    _annotate_option(check)
     _rule_options(check)
 
     commands.add_parser("rules", help="list the conformance rules: ID, severity, checked or not, "
@@ -159,6 +161,30 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
                         help=f"TOML file with a [rules] table of ID = LEVEL "
                              f"(default: ./{CONFIG_FILE} if present)")
+
+
+def _annotate_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--annotate", metavar="OUT.pcapng",
+                        help="also write the capture as pcapng with every finding, problem and C-GET "
+                             "final status as a comment on its frame (Wireshark: frame.comment)")
+
+
+def _annotate(analysis: Analysis, args: argparse.Namespace, files: list[str] | None = None) -> None:
+    """--annotate: the analysed files again as pcapng, the analysis in packet comments."""
+    if not getattr(args, "annotate", None):
+        return
+    from .annotate import write_annotated
+    from .capture import STDIN, CaptureError
+
+    if files is None and any(c.capture == STDIN for c in analysis.captures):
+        print("trace-analyzer: --annotate: standard input is read once and cannot be copied; "
+              "the other captures are annotated", file=sys.stderr)
+    try:
+        done = write_annotated(analysis, args.annotate, files)
+    except CaptureError as exc:
+        raise UsageError(f"--annotate: {exc}") from None
+    print(f"trace-analyzer: wrote {done.frames} frames with {done.comments} comment(s) to "
+          f"{for_terminal(args.annotate)}", file=sys.stderr)
 
 
 def _rule_levels(args: argparse.Namespace) -> dict[str, str]:
@@ -479,6 +505,7 @@ def render_check(analysis: Analysis) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     analysis = _run(args)
+    _annotate(analysis, args)
     sys.stdout.write(render_check(analysis))
     if analysis.errors:
         return 2
@@ -506,6 +533,12 @@ def run_rules(args: argparse.Namespace) -> int:
 
 def run_analyze(args: argparse.Namespace) -> int:
     analysis = _run(args)
+    _annotate(analysis, args)
+    return deliver(analysis, args)
+
+
+def deliver(analysis: Analysis, args: argparse.Namespace) -> int:
+    """The analysis in ``args.format`` to ``args.output`` (analyze; watch and proxy at their end)."""
     if args.format == "json":
         if args.output is None:
             analysis.write_json(sys.stdout)
