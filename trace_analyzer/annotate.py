@@ -63,9 +63,12 @@ def comments(analysis: Analysis) -> dict[str, dict[int, list[str]]]:
     return found
 
 
-def write_annotated(analysis: Analysis, out: str, files: Iterable[str] | None = None) -> Annotated:
+def write_annotated(analysis: Analysis, out: str, files: Iterable[str | tuple[str, str]] | None = None,
+                    ) -> Annotated:
     """Copy ``files`` (default: every file analysed, in order) into ``out`` as pcapng, each frame
-    with its comments. Raises OutputError (output_files) when ``out`` cannot be written."""
+    with its comments. A file may be given as (path, the name the tables know it by), for a
+    recording spooled under another name. Raises CaptureError when a file cannot be read,
+    OutputError (output_files) when ``out`` cannot be written."""
     if files is None:
         files = [c.capture for c in analysis.captures if c.error is None and c.capture != STDIN]
     files = list(files)
@@ -76,8 +79,9 @@ def write_annotated(analysis: Analysis, out: str, files: Iterable[str] | None = 
     with open_output(out, binary=True) as handle:
         writer = PcapngWriter(handle)
         interfaces: dict[int, int] = {}
-        for path in files:
-            mine = notes.get(free_text(path), {})
+        for item in files:
+            path, name = item if isinstance(item, tuple) else (item, item)
+            mine = notes.get(free_text(name), {})
             for frame, time, linktype, data, wirelen in iter_records(path):
                 interface = interfaces.get(linktype)
                 if interface is None:
@@ -85,7 +89,7 @@ def write_annotated(analysis: Analysis, out: str, files: Iterable[str] | None = 
                         max(linktype, 0), os.path.basename(path))
                 texts = mine.get(frame, ())
                 if texts:
-                    where = f" [{free_text(path)} frame {frame}]" if several else ""
+                    where = f" [{free_text(name)} frame {frame}]" if several else ""
                     texts = [for_packet_comment(text + where) for text in texts]
                     placed += len(texts)
                 writer.packet(interface, time, data, wirelen, texts)

@@ -123,7 +123,41 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("rules", help="list the conformance rules: ID, severity, checked or not, "
                                       "section, title")
+
+    watch = commands.add_parser("watch", help="a live view of DICOM traffic: an interface (through tcpdump "
+                                              "or dumpcap) or a pcap/pcapng stream")
+    watch.add_argument("capture", nargs="?", metavar="CAPTURE | -",
+                       help="a capture file or - (a pcap/pcapng stream on standard input); without it, "
+                            "the interface given by --interface is captured")
+    watch.add_argument("--interface", "-i", metavar="IF",
+                       help="capture this interface live with tcpdump -U -w - (or dumpcap -w -)")
+    watch.add_argument("--port", type=int, action="append", default=[], metavar="N",
+                       help="only TCP port N (the capture filter) and decode it as DICOM (repeatable)")
+    _live_options(watch)
+
+    proxy = commands.add_parser("proxy", help="relay DICOM connections, analysing (and recording) them live")
+    proxy.add_argument("--listen", action="append", default=[], metavar="HOST:PORT", required=True,
+                       help="accept connections here (a bare PORT listens on 127.0.0.1); repeatable, "
+                            "each with its --forward")
+    proxy.add_argument("--forward", action="append", default=[], metavar="HOST:PORT", required=True,
+                       help="relay the connections of the matching --listen to this address")
+    proxy.add_argument("--write", metavar="FILE.pcapng",
+                       help="record the relayed conversations as pcapng (one interface per --listen)")
+    _live_options(proxy)
     return parser
+
+
+def _live_options(parser: argparse.ArgumentParser) -> None:
+    """What watch and proxy share: the end's outputs, rule levels, no live view."""
+    parser.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
+                        help="what is written at the end, as analyze writes it (default: summary and tables)")
+    parser.add_argument("--output", metavar="PATH", help="where, as analyze's --output")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="table: every row and column at the end")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no live view (it is drawn only on a terminal anyway); events go to stderr")
+    _annotate_option(parser)
+    _level_options(parser)
 
 
 _CAPTURE_HELP = ("pcap or pcapng file (may be gzipped), a directory of them (searched recursively), or - "
@@ -155,6 +189,10 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fast-lane", action="store_false", dest="fast_lane",
                         help="send every packet through the layer-by-layer decoding (slower; the "
                              "results are the same: for comparing when in doubt)")
+    _level_options(parser)
+
+
+def _level_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", action="append", default=[], metavar="ID=LEVEL",
                         help="set a rule's level: error, warning, info or off (repeatable), "
                              "e.g. --rule GET-RSP-008=warning")
@@ -575,6 +613,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "rules":
             return run_rules(args)
+        if args.command == "watch":
+            from .watch import run_watch
+
+            return run_watch(args)
+        if args.command == "proxy":
+            from .proxy import run_proxy
+
+            return run_proxy(args)
     except (UsageError, OutputError) as exc:
         print(f"trace-analyzer: {for_terminal(exc)}", file=sys.stderr)
         return 2
