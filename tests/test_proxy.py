@@ -100,7 +100,8 @@ _CONTENT = {
 
 
 def _content(tables: dict) -> dict:
-    return {name: [{c: row[c] for c in columns} for row in tables[name]] for name, columns in _CONTENT.items()}
+    return {name: [{c: row[c] for c in columns} for row in tables[name]]
+            for name, columns in _CONTENT.items()}
 
 
 def _check_tshark(path: Path, port: int, stores: int) -> None:
@@ -125,7 +126,8 @@ def test_pynetdicom_get_through_the_proxy(tmp_path):
     with PynScp("GETSCP", all_instances()) as scp:
         direct = run_get_scu("127.0.0.1", scp.port, ScuConfig(), request)
         listen = free_port()
-        with _tcpdump(tmp_path / "server_leg.pcap", scp.port), RunningProxy(tmp_path, [(listen, scp.port)]) as proxy:
+        with (_tcpdump(tmp_path / "server_leg.pcap", scp.port),
+              RunningProxy(tmp_path, [(listen, scp.port)]) as proxy):
             relayed = run_get_scu("127.0.0.1", listen, ScuConfig(), request)
     for key in ("final_status_hex", "c_store_sop_instance_uids", "c_store_statuses_returned", "counters",
                 "pending_responses"):
@@ -140,7 +142,8 @@ def test_pynetdicom_get_through_the_proxy(tmp_path):
     _check_tshark(proxy.pcapng, scp.port, 5)
     # The handshake and close as they happened: SYN, SYN-ACK, ACK first; FINs both ways, last.
     [association] = live["associations"]
-    assert association["outcome"] == "released" and association["client"] == f"127.0.0.1:{relayed['client_port']}"
+    assert association["outcome"] == "released"
+    assert association["client"] == f"127.0.0.1:{relayed['client_port']}"
     assert association["server"] == f"127.0.0.1:{scp.port}"
 
 
@@ -181,7 +184,8 @@ def _storage_client(port: int, reset_after_half: bool) -> None:
         command = builders.command_set({0x0002: builders.CT, 0x0100: 0x0001, 0x0110: 1, 0x0700: 0,
                                         0x0800: 0x0000, 0x1000: "1.2.3.4.5.6"})
         half = b"\x08\x00\x16\x00" + struct.pack("<I", 4000) + b"1" * 4000  # no last-fragment bit
-        pdus = builders.message(1, command) + builders._pdu(0x04, struct.pack(">IBB", len(half) + 2, 1, 0) + half)
+        fragment = builders._pdu(0x04, struct.pack(">IBB", len(half) + 2, 1, 0) + half)
+        pdus = builders.message(1, command) + fragment
         sock.sendall(pdus)
         time.sleep(0.2)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
