@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import socket
 import struct
 import threading
@@ -73,7 +74,14 @@ class _Link:
 class Recording:
     """Frames of every relayed conversation, in the order they were made: numbered, fed to the
     analyzer and written to the pcapng. ``lock`` is held while the analyzer is fed, so that a
-    live view can read it from another thread."""
+    live view can read it from another thread.
+
+    The relay only queues what it saw (:meth:`submit`); a thread of the recording's own makes
+    the frames, writes and analyses them, in the order queued, so that the relay forwards the
+    next bytes while the last ones are analysed. The queue is bounded (``QUEUED`` reads): a relay
+    faster than the analysis waits for it rather than hold more."""
+
+    QUEUED = 64
 
     def __init__(self, analyzer: CaptureAnalyzer, handle: BinaryIO | None = None) -> None:
         self.analyzer = analyzer
@@ -84,6 +92,34 @@ class Recording:
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.on_log: Callable[[str], None] | None = None
         self.analysis_failed: str | None = None
+        self._queue: queue.Queue = queue.Queue(self.QUEUED)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="recording", daemon=True)
+        self._thread.start()
+
+    def submit(self, function: Callable, *args) -> None:
+        """Run ``function(*args)`` on the recording's thread, after everything queued before."""
+        if self._thread is None:
+            function(*args)
+        else:
+            self._queue.put((function, args))  # blocks (backpressure) only when the queue is full
+
+    def stop(self) -> None:
+        """Everything queued done, the thread ended."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            function, args = item
+            try:
+                function(*args)
+            except Exception as exc:  # noqa: BLE001 - the recording goes on with the next event
+                self.note(f"recording failed on one event: {exc!r}")
 
     def add_interface(self, name: str) -> int:
         return self.writer.add_interface(LINKTYPE_ETHERNET, name) if self.writer is not None else 0
@@ -175,7 +211,7 @@ class Proxy:
         client = writer.get_extra_info("peername")[:2]
         interface = pair.interface
 
-        def emit(when: float, data: bytes, comments: list[str] = ()) -> None:
+        def emit(when: float, data: bytes, comments: list[str]) -> None:
             self.recording.frame(interface, when, data, comments)
 
         conversation = TcpConversation(client, pair.forward, emit)
@@ -185,17 +221,16 @@ class Proxy:
         except (TimeoutError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             text = f"{name}: the server refused or did not answer ({reason}): client reset"
-            conversation.emit = lambda when, data: emit(when, data, [f"proxy: {text}"])
-            conversation.refused(time.time())
-            self.recording.note(text, "PROXY-CONNECT-FAILED")
+            self.recording.submit(conversation.refused, time.time(), [f"proxy: {text}"])
+            self.recording.submit(self.recording.note, text, "PROXY-CONNECT-FAILED")
             _abort(writer)
             return
         _set_nodelay(server[1])
         _set_nodelay(writer)
         link = _Link(conversation, (reader, writer), server, name)
         self.links.add(link)
-        conversation.handshake(time.time())
-        self.recording.note(f"{name}: connected")
+        self.recording.submit(conversation.handshake, time.time())
+        self.recording.submit(self.recording.note, f"{name}: connected")
         try:
             await asyncio.gather(self._pump(link, "client"), self._pump(link, "server"))
         except Exception as exc:  # noqa: BLE001 - this connection ends; the others go on
@@ -220,17 +255,17 @@ class Proxy:
             if link.ended:
                 return
             if not data:
-                link.conversation.fin(side, time.time())
+                self.recording.submit(link.conversation.fin, side, time.time())
                 link.eof.add(side)
                 with contextlib.suppress(OSError):
                     if writer.can_write_eof():
                         writer.write_eof()
                 if link.eof == {"client", "server"}:
-                    self.recording.note(f"{link.name}: closed")
+                    self.recording.submit(self.recording.note, f"{link.name}: closed")
                 return
-            link.conversation.data(side, data, time.time())
             try:
                 writer.write(data)
+                self.recording.submit(link.conversation.data, side, data, time.time())
                 await writer.drain()
             except OSError as exc:  # the other side is gone: its own read says how
                 if not link.ended:
@@ -245,11 +280,8 @@ class Proxy:
         link.ended = True
         text = f"{link.name}: {why}" + ("; reset mirrored to the " + TcpConversation.other(side)
                                         if mirror_only else "")
-        emit = link.conversation.emit
-        link.conversation.emit = lambda when, data: emit(when, data, [f"proxy: {text}"])
-        link.conversation.reset(side, time.time())
-        link.conversation.emit = emit
-        self.recording.note(text, "PROXY-RESET")
+        self.recording.submit(link.conversation.reset, side, time.time(), [f"proxy: {text}"])
+        self.recording.submit(self.recording.note, text, "PROXY-RESET")
         for _, writer in (link.client, link.server):
             _abort(writer)
 
@@ -276,12 +308,16 @@ def _abort(writer: asyncio.StreamWriter) -> None:
 
 
 async def run(proxy: Proxy, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set, then close everything."""
-    await proxy.start()
+    """Serve until ``stop`` is set, then close everything (what is queued is recorded)."""
+    proxy.recording.start()
     try:
-        await stop.wait()
+        await proxy.start()
+        try:
+            await stop.wait()
+        finally:
+            await proxy.close()
     finally:
-        await proxy.close()
+        proxy.recording.stop()
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -306,6 +342,9 @@ def run_proxy(args) -> int:
     except ValueError as exc:
         raise UsageError(f"--listen/--forward: {exc} (HOST:PORT, [IPv6]:PORT or PORT)") from None
     levels = _rule_levels(args)
+    # The relay waits for the GIL whenever the recording thread holds it: handed over more often,
+    # the relay's turn (a few microseconds of work between two socket calls) comes sooner.
+    sys.setswitchinterval(0.0005)
     name = args.write or "proxy"
     spool = None
     if args.annotate and not args.write:  # annotating needs the frames again: kept beside the output

@@ -25,10 +25,10 @@ _MACS = {"client": bytes.fromhex("020000000001"), "server": bytes.fromhex("02000
 
 def _ones_sum(data: bytes) -> int:
     """The ones-complement sum of 16-bit words, mod 0xFFFF: 0x10000 is 1 modulo 0xFFFF, so the
-    whole buffer read as one big number gives it in one C loop instead of one per word."""
-    if len(data) % 2:
-        data += b"\0"
-    return int.from_bytes(data, "big") % 0xFFFF
+    whole buffer read as one big number gives it in one C loop instead of one per word (an odd
+    length: the last byte is the high half of a word padded with zero, i.e. times 256)."""
+    total = int.from_bytes(data, "big") % 0xFFFF
+    return total * 256 % 0xFFFF if len(data) % 2 else total
 
 
 def _checksum(*parts: bytes) -> int:
@@ -37,11 +37,12 @@ def _checksum(*parts: bytes) -> int:
 
 
 class TcpConversation:
-    """One relayed connection as frames, handed to ``emit(time, frame)`` as they are made.
+    """One relayed connection as frames, handed to ``emit(time, frame, comments)`` as they are made
+    (comments: the pcapng packet comments the frame should carry, if any).
 
     ``client`` and ``server`` are (host, port) as the sockets give them."""
 
-    def __init__(self, client: tuple, server: tuple, emit: Callable[[float, bytes], None],
+    def __init__(self, client: tuple, server: tuple, emit: Callable[[float, bytes, list[str]], None],
                  rng: random.Random | None = None) -> None:
         rng = rng or random.Random()
         addresses = [ipaddress.ip_address(host.split("%")[0]) for host in (client[0], server[0])]
@@ -67,11 +68,11 @@ class TcpConversation:
         self._segment("server", TCP_SYN | TCP_ACK, b"", time)
         self._segment("client", TCP_ACK, b"", time)
 
-    def refused(self, time: float) -> None:
+    def refused(self, time: float, comments: list[str] = ()) -> None:
         """The server refused the connection: the client's SYN answered by a RST."""
         self._segment("client", TCP_SYN, b"", time, ack=False)
         self._next["server"] = 0
-        self._segment("server", TCP_RST | TCP_ACK, b"", time)
+        self._segment("server", TCP_RST | TCP_ACK, b"", time, comments=comments)
         self.closed = True
 
     def data(self, side: str, payload: bytes, time: float) -> None:
@@ -88,15 +89,16 @@ class TcpConversation:
             self._segment(self.other(side), TCP_ACK, b"", time)  # the last FIN acknowledged
             self.closed = True
 
-    def reset(self, side: str, time: float) -> None:
+    def reset(self, side: str, time: float, comments: list[str] = ()) -> None:
         if self.closed:
             return
-        self._segment(side, TCP_RST | TCP_ACK, b"", time)
+        self._segment(side, TCP_RST | TCP_ACK, b"", time, comments=comments)
         self.closed = True
 
     # -- frames -----------------------------------------------------------------------------
 
-    def _segment(self, side: str, flags: int, payload, time: float, ack: bool = True) -> None:
+    def _segment(self, side: str, flags: int, payload, time: float, ack: bool = True,
+                 comments: list[str] = ()) -> None:
         other = self.other(side)
         seq = self._next[side]
         ack_number = self._next[other] if ack else 0
@@ -119,5 +121,5 @@ class TcpConversation:
         else:
             ip = struct.pack(">IHBB16s16s", 6 << 28, length, 6, 64, src, dst)
             ethertype = b"\x86\xdd"
-        self.emit(time, b"".join((_MACS[other], _MACS[side], ethertype, ip, tcp, payload)))
+        self.emit(time, b"".join((_MACS[other], _MACS[side], ethertype, ip, tcp, payload)), comments)
         self._next[side] = (seq + len(payload) + (1 if flags & (TCP_SYN | TCP_FIN) else 0)) & 0xFFFFFFFF
