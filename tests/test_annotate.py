@@ -114,3 +114,33 @@ def test_standard_input_is_said_not_annotated(tmp_path):
                              timeout=60)
     assert run.returncode == 0, run.stderr
     assert "standard input is read once" in run.stderr
+
+
+def test_a_capture_set_of_rotated_files(tmp_path):
+    """A C-GET that spans two rotated files: its final status lands on the frame of the second
+    file where the final response is, though the operations row names the first file."""
+    import shutil
+
+    sample = SAMPLES / "pynetdicom_failed_warning_subops.pcap"
+    whole = analyze(str(sample))
+    [operation] = whole.rows("operations")
+    final = operation["final_frame"]
+    cut = final - 10  # the request in the first file, the final response in the second
+    editcap = shutil.which("editcap")
+    assert editcap, "editcap (wireshark-common) must be installed: scripts/setup.sh"
+    subprocess.run([editcap, "-c", str(cut), str(sample), str(tmp_path / "part.pcap")], check=True,
+                   capture_output=True, timeout=60)
+    parts = sorted(str(p) for p in tmp_path.glob("part*.pcap"))
+    assert len(parts) >= 2
+    out = tmp_path / "set.pcapng"
+    assert main(["analyze", *parts, "--format", "json", "--output", str(tmp_path / "set.json"),
+                 "--annotate", str(out)]) == 0
+    split = analyze(parts)
+    [row] = split.rows("operations")
+    assert row["capture"] == parts[0] and row["final_frame"] == final  # counts on into the next file
+    found, frames, warnings = _tshark_comments(out)
+    assert warnings == "" and frames == whole.captures[0].frames
+    assert any(c.startswith("C-GET final status") and c.endswith(f"[{parts[1]} frame {final - cut}]")
+               for c in found[final]), found
+    for violation in whole.rows("violations"):  # each on the same frame as in the whole capture
+        assert any(c.startswith(violation["rule"]) for c in found[violation["frame"]])

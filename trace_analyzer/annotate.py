@@ -43,13 +43,38 @@ class Annotated:
 def comments(analysis: Analysis) -> dict[str, dict[int, list[str]]]:
     """file (as the tables name it) -> frame in that file -> comments, in table order."""
     found: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    summaries = [c for c in analysis.captures if c.error is None]
+    by_name = {free_text(c.capture): c for c in summaries}
+    for file, frame, text in _notes(analysis):
+        file, frame = _in_its_file(summaries, by_name, file, frame)
+        found[file][frame].append(text)
+    return found
+
+
+def _in_its_file(summaries: list, by_name: dict, file: str, frame: int) -> tuple[str, int]:
+    """A row names the file of its first frame; a later frame of it (a C-GET's final response)
+    may count on past that file's end into the next files of its capture set: the file it is in,
+    and its frame there."""
+    mine = by_name.get(file)
+    if mine is None or frame <= mine.frames:
+        return file, frame
+    in_set = frame + mine.frame_offset
+    for other in summaries:
+        if (other.capture_set == mine.capture_set
+                and other.frame_offset < in_set <= other.frame_offset + other.frames):
+            return free_text(other.capture), in_set - other.frame_offset
+    return file, frame
+
+
+def _notes(analysis: Analysis):
+    """(file, frame, comment) for every finding, problem and C-GET final status."""
     for row in analysis.rows("violations"):
         if row["frame"] is not None:
             text = f"{row['rule']} [{row['severity']}] {row['title']}: {row['detail']}"
-            found[row["capture"]][row["frame"]].append(text)
+            yield row["capture"], row["frame"], text
     for row in analysis.rows("problems"):
         if row["frame"] is not None:
-            found[row["capture"]][row["frame"]].append(f"{row['code']}: {row['detail']}")
+            yield row["capture"], row["frame"], f"{row['code']}: {row['detail']}"
     for row in analysis.rows("operations"):
         if row["final_frame"] is None:
             continue
@@ -59,8 +84,7 @@ def comments(analysis: Analysis) -> dict[str, dict[int, list[str]]]:
                 f"{row['message_id']}, association {row['association']}): {row['status_meaning']}"
                 + (f"; {counters}" if counters else "")
                 + (f"; error comment: {row['error_comment']}" if row["error_comment"] else ""))
-        found[row["capture"]][row["final_frame"]].append(text)
-    return found
+        yield row["capture"], row["final_frame"], text
 
 
 def write_annotated(analysis: Analysis, out: str, files: Iterable[str | tuple[str, str]] | None = None,
