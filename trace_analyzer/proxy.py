@@ -214,7 +214,8 @@ class Proxy:
         def emit(when: float, data: bytes, comments: list[str]) -> None:
             self.recording.frame(interface, when, data, comments)
 
-        conversation = TcpConversation(client, pair.forward, emit)
+        conversation = TcpConversation(client, pair.forward, emit,
+                                       checksums=self.recording.writer is not None)
         name = f"{_show(client)} -> {_show(pair.forward)}"
         try:
             server = await asyncio.wait_for(asyncio.open_connection(*pair.forward), 10)
