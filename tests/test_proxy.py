@@ -38,7 +38,8 @@ TRACE_ANALYZER = str(Path(sys.executable).parent / "trace-analyzer")
 
 
 class RunningProxy:
-    def __init__(self, folder: Path, pairs: list[tuple[int, int]], write: bool = True) -> None:
+    def __init__(self, folder: Path, pairs: list[tuple[int, int]], write: bool = True,
+                 extra: tuple[str, ...] = ()) -> None:
         self.output = folder / "live.json"
         self.pcapng = folder / "proxy.pcapng" if write else None
         self.listen = [listen for listen, _ in pairs]
@@ -47,7 +48,7 @@ class RunningProxy:
             cmd += ["--listen", str(listen), "--forward", f"127.0.0.1:{forward}"]
         if write:
             cmd += ["--write", str(self.pcapng)]
-        self.cmd = cmd
+        self.cmd = cmd + list(extra)
         self.stderr = ""
         self.returncode: int | None = None
 
@@ -106,12 +107,15 @@ def _content(tables: dict) -> dict:
 
 def _check_tshark(path: Path, port: int, stores: int) -> None:
     """tshark reads the recording without a warning and its dissector decodes every C-STORE."""
-    run = subprocess.run([oracle.tshark_path(), "-n", "-r", str(path), "-z", "expert,warn", "-q"],
+    # Checksums verified too (Wireshark does not by default): a wrong one is an expert error.
+    run = subprocess.run([oracle.tshark_path(), "-n", "-r", str(path), "-o", "tcp.check_checksum:TRUE",
+                          "-o", "ip.check_checksum:TRUE", "-z", "expert,warn", "-q"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     stderr = [line for line in run.stderr.splitlines() if "Running as user" not in line]
     assert stderr == [], stderr
-    assert "Malformed" not in run.stdout and "Warns" not in run.stdout, run.stdout
+    for word in ("Malformed", "Warns", "Errors"):
+        assert word not in run.stdout, run.stdout
     decoded = oracle.decode(str(path), [port])
     assert decoded.returncode == 0, decoded.stderr
     store_requests = [c for c in decoded.commands if c.get("command_field") == 0x0001]
@@ -126,8 +130,9 @@ def test_pynetdicom_get_through_the_proxy(tmp_path):
     with PynScp("GETSCP", all_instances()) as scp:
         direct = run_get_scu("127.0.0.1", scp.port, ScuConfig(), request)
         listen = free_port()
+        annotated = tmp_path / "annotated.pcapng"
         with (_tcpdump(tmp_path / "server_leg.pcap", scp.port),
-              RunningProxy(tmp_path, [(listen, scp.port)]) as proxy):
+              RunningProxy(tmp_path, [(listen, scp.port)], extra=("--annotate", str(annotated))) as proxy):
             relayed = run_get_scu("127.0.0.1", listen, ScuConfig(), request)
     for key in ("final_status_hex", "c_store_sop_instance_uids", "c_store_statuses_returned", "counters",
                 "pending_responses"):
@@ -140,6 +145,14 @@ def test_pynetdicom_get_through_the_proxy(tmp_path):
     assert _content(live) == _content(kernel)
     assert live["problems"] == []
     _check_tshark(proxy.pcapng, scp.port, 5)
+    # --annotate: the recording again, the finding and the final status on their frames.
+    fields = subprocess.run([oracle.tshark_path(), "-n", "-r", str(annotated), "-Y", "frame.comment", "-T",
+                             "fields", "-e", "frame.number", "-e", "frame.comment"], capture_output=True,
+                            text=True, timeout=60).stdout
+    comments = dict(line.split("\t", 1) for line in fields.splitlines())
+    assert "C-GET final status 0x0000" in comments[str(live["operations"][0]["final_frame"])]
+    for finding in live["violations"]:
+        assert finding["rule"] in comments[str(finding["frame"])]
     # The handshake and close as they happened: SYN, SYN-ACK, ACK first; FINs both ways, last.
     [association] = live["associations"]
     assert association["outcome"] == "released"

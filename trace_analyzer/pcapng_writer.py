@@ -54,13 +54,20 @@ def interface_description(linktype: int, name: str | None = None, description: s
 def enhanced_packet(interface: int, time: float, data: bytes, wirelen: int | None = None,
                     comments: list[str] = ()) -> bytes:
     """One packet; each comment becomes an ``opt_comment`` (Wireshark's frame.comment)."""
+    return b"".join(_packet_parts(interface, time, data, wirelen, comments))
+
+
+def _packet_parts(interface: int, time: float, data: bytes, wirelen: int | None,
+                  comments: list[str]) -> tuple[bytes, bytes, bytes]:
+    """An enhanced packet block as (what precedes the data, the data, what follows it)."""
     stamp = round(time * _MICRO)
     captured = len(data)
-    head = struct.pack("<IIIII", interface, stamp >> 32, stamp & 0xFFFFFFFF, captured,
-                       max(captured, wirelen or 0))
-    padding = b"\0" * (-captured % 4)
     options = _options([(_OPT_COMMENT, c.encode("utf-8", "replace")[:65000]) for c in comments])
-    return _block(_EPB, head + bytes(data) + padding + options)
+    padding = -captured % 4
+    total = 32 + captured + padding + len(options)
+    head = struct.pack("<IIIIIII", _EPB, total, interface, stamp >> 32, stamp & 0xFFFFFFFF, captured,
+                       max(captured, wirelen or 0))
+    return head, data, b"\0" * padding + options + struct.pack("<I", total)
 
 
 class PcapngWriter:
@@ -80,7 +87,8 @@ class PcapngWriter:
 
     def packet(self, interface: int, time: float, data: bytes, wirelen: int | None = None,
                comments: list[str] = ()) -> None:
-        self.handle.write(enhanced_packet(interface, time, data, wirelen, comments))
+        for part in _packet_parts(interface, time, data, wirelen, comments):  # the data not copied
+            self.handle.write(part)
         self.packets += 1
 
     def flush(self) -> None:
