@@ -287,3 +287,16 @@ def test_faults_and_twenty_concurrent_associations(tmp_path):
                                "-T", "fields", "-e", "frame.comment"], capture_output=True, text=True,
                               timeout=60).stdout
     assert "refused" in comments and "reset the connection" in comments, comments
+
+
+def test_proxy_usage_errors_are_one_line():
+    listen = free_port()
+    for args, needle in ((["--listen", "1", "--listen", "2", "--forward", "127.0.0.1:3"], "in pairs"),
+                         (["--listen", "x:y", "--forward", "127.0.0.1:3"], "HOST:PORT"),
+                         (["--listen", f"127.0.0.1:{listen}", "--listen", f"127.0.0.1:{listen}",
+                           "--forward", "127.0.0.1:3", "--forward", "127.0.0.1:4"], "cannot listen")):
+        run = subprocess.run([TRACE_ANALYZER, "proxy", "--quiet", *args], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 2, (args, run.stderr)
+        lines = [line for line in run.stderr.splitlines() if "listening on" not in line]
+        assert len(lines) == 1 and needle in lines[0], (args, run.stderr)

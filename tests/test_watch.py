@@ -179,3 +179,16 @@ def test_watch_a_live_interface_through_tcpdump(tmp_path):
                             timeout=60).stdout
     comments = dict(line.split("\t", 1) for line in fields.splitlines())
     assert "C-GET final status 0x0000" in comments[str(operation["final_frame"])]
+
+
+def test_watch_bad_sources_are_one_line_errors():
+    run = subprocess.run([TRACE_ANALYZER, "watch", "--interface", "nosuchif0", "--quiet"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "no capture from the capture tool" in run.stderr and "nosuchif0" in run.stderr
+    run = subprocess.run([TRACE_ANALYZER, "watch", "-", "--interface", "lo"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "one of them" in run.stderr
+    run = subprocess.run([TRACE_ANALYZER, "watch", "-"], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == 2 and "standard input is empty" in run.stderr and "Traceback" not in run.stderr

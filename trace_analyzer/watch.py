@@ -122,8 +122,9 @@ def run_watch(args: argparse.Namespace) -> int:
             spool_handle.close()
     try:
         if error is not None:
-            detail = f" ({'; '.join(log)})" if tool is not None and log else ""
-            print(f"trace-analyzer: {for_terminal(error)}{for_terminal(detail)}", file=sys.stderr)
+            if tool is not None:  # its stream, not standard input: say what the tool said
+                error = f"{name}: no capture from the capture tool ({'; '.join(log) or error})"
+            print(f"trace-analyzer: {for_terminal(error)}", file=sys.stderr)
             if analyzer.summary.frames == 0:
                 return 2
         if tool is not None and console is not None:  # shown in the view; kept once it is gone
