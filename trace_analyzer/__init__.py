@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analysis import Analysis, CaptureAnalyzer, analyze
+    from .annotate import write_annotated
     from .capture import CaptureError
     from .primitives import C_CANCEL, C_GET, C_STORE
     from .tables import TABLES
 
 _WHERE = {"Analysis": "analysis", "CaptureAnalyzer": "analysis", "analyze": "analysis",
           "CaptureError": "capture", "C_CANCEL": "primitives", "C_GET": "primitives",
-          "C_STORE": "primitives", "TABLES": "tables"}
+          "C_STORE": "primitives", "TABLES": "tables", "write_annotated": "annotate"}
 
-__all__ = ["Analysis", "C_CANCEL", "C_GET", "C_STORE", "CaptureAnalyzer", "CaptureError", "TABLES", "analyze"]
+__all__ = ["Analysis", "C_CANCEL", "C_GET", "C_STORE", "CaptureAnalyzer", "CaptureError", "TABLES", "analyze",
+           "write_annotated"]
 __version__ = "0.1.0"
 
 
