@@ -300,3 +300,47 @@ def test_proxy_usage_errors_are_one_line():
         assert run.returncode == 2, (args, run.stderr)
         lines = [line for line in run.stderr.splitlines() if "listening on" not in line]
         assert len(lines) == 1 and needle in lines[0], (args, run.stderr)
+
+
+def test_proxy_live_view_in_a_terminal(tmp_path):
+    """The proxy on a terminal: the live view shows the relayed C-GET; Ctrl-C ends with the summary."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import termios
+
+    from test_watch import Screen
+
+    with PynScp("GETSCP", all_instances()) as scp:
+        listen = free_port()
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 200, 0, 0))
+        env = dict(os.environ, TERM="xterm-256color")
+        env.pop("COLUMNS", None)
+        proc = subprocess.Popen([TRACE_ANALYZER, "proxy", "--listen", str(listen), "--forward",
+                                 f"127.0.0.1:{scp.port}"], stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        screen = Screen(master)
+        try:
+            wait_listening(listen, timeout=30)
+            request = [GetRequest(7, get_identifier("STUDY", StudyInstanceUID=study_uid(1)))]
+            truth = run_get_scu("127.0.0.1", listen, ScuConfig(), request)["c_gets"][0]
+            assert truth["final_status_hex"] == "0x0000"
+            names = ("remaining", "completed", "failed", "warning")
+            counters = "".join(rf"\W+{truth['counters'][c] or 0}" for c in names)
+            shown = screen.wait_for(re.compile(r"0x0000 Success" + counters), 30)
+            assert shown, screen.text[-3000:]
+            assert "connected" in screen.text and "closed" in screen.text
+            proc.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                screen.read(0.1)
+            screen.read(0.5)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)
+    summary = screen.text[screen.text.rindex("Summary\n"):]
+    assert re.search(r"C-GETs\s+1: 1 Success", summary), summary[:2000]
