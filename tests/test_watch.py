@@ -192,3 +192,18 @@ def test_watch_bad_sources_are_one_line_errors():
     run = subprocess.run([TRACE_ANALYZER, "watch", "-"], capture_output=True, text=True, timeout=60,
                          stdin=subprocess.DEVNULL)
     assert run.returncode == 2 and "standard input is empty" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_ended_associations_keep_rows_not_decoding_state():
+    """What bounds watch's memory over hours: once associations end, no session, connection or
+    correlation state is left, only their rows."""
+    import threading
+
+    from trace_analyzer.analysis import CaptureAnalyzer
+    from trace_analyzer.watch import _feed
+
+    analyzer = CaptureAnalyzer("x", fast_lane=False)
+    sample = ROOT / "sample_pcaps" / "interleaved_two_associations.pcap"
+    _feed(analyzer, threading.Lock(), str(sample), 0, None)
+    assert len(analyzer.associations) == 2 and len(analyzer.correlator.operations) == 2
+    assert analyzer._sessions == {} and analyzer._tcp._connections == {} and analyzer.correlator._states == {}
