@@ -40,13 +40,20 @@ class Annotated:
     unplaced: int = 0
 
 
+def summaries(analysis: Analysis) -> list:
+    """The per-file CaptureSummary records (``capture_summaries`` where ``captures`` is the
+    captures table as a DataFrame, ``captures`` where it is still that list)."""
+    found = getattr(analysis, "capture_summaries", None)
+    return analysis.captures if found is None else found
+
+
 def comments(analysis: Analysis) -> dict[str, dict[int, list[str]]]:
     """file (as the tables name it) -> frame in that file -> comments, in table order."""
     found: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    summaries = [c for c in analysis.captures if c.error is None]
-    by_name = {free_text(c.capture): c for c in summaries}
+    readable = [c for c in summaries(analysis) if c.error is None]
+    by_name = {free_text(c.capture): c for c in readable}
     for file, frame, text in _notes(analysis):
-        file, frame = _in_its_file(summaries, by_name, file, frame)
+        file, frame = _in_its_file(readable, by_name, file, frame)
         found[file][frame].append(text)
     return found
 
@@ -94,7 +101,7 @@ def write_annotated(analysis: Analysis, out: str, files: Iterable[str | tuple[st
     recording spooled under another name. Raises CaptureError when a file cannot be read,
     OutputError (output_files) when ``out`` cannot be written."""
     if files is None:
-        files = [c.capture for c in analysis.captures if c.error is None and c.capture != STDIN]
+        files = [c.capture for c in summaries(analysis) if c.error is None and c.capture != STDIN]
     files = list(files)
     notes = comments(analysis)
     result = Annotated(out)

@@ -158,6 +158,7 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
                         help="no live view (it is drawn only on a terminal anyway); events go to stderr")
     _annotate_option(parser)
     _level_options(parser)
+    parser.set_defaults(no_config=False)  # (read where the configuration file can be declined)
 
 
 _CAPTURE_HELP = ("pcap or pcapng file (may be gzipped), a directory of them (searched recursively), or - "
@@ -211,10 +212,10 @@ def _annotate(analysis: Analysis, args: argparse.Namespace, files: list[str] | N
     """--annotate: the analysed files again as pcapng, the analysis in packet comments."""
     if not getattr(args, "annotate", None):
         return
-    from .annotate import write_annotated
+    from .annotate import summaries, write_annotated
     from .capture import STDIN, CaptureError
 
-    if files is None and any(c.capture == STDIN for c in analysis.captures):
+    if files is None and any(c.capture == STDIN for c in summaries(analysis)):
         print("trace-analyzer: --annotate: standard input is read once and cannot be copied; "
               "the other captures are annotated", file=sys.stderr)
     try:

@@ -127,6 +127,17 @@ def _operation_cells(operation) -> tuple:
             operation.request.frame if operation.request else None)
 
 
+def rule_levels(args: argparse.Namespace) -> dict[str, str]:
+    """The rule levels as analyze takes them: the configuration file's, then --rule (through
+    the command line's own reading of them, whichever form it has)."""
+    from . import cli
+
+    configuration = getattr(cli, "_configuration", None)  # the announced configuration file
+    if configuration is not None:
+        return configuration(args)[1]
+    return cli._rule_levels(args)
+
+
 def live_console():
     """A rich Console on the terminal (standard output, else standard error), or None when
     neither is one: the live view is then not drawn."""

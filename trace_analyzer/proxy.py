@@ -331,8 +331,8 @@ def run_proxy(args) -> int:
     import sys
     import tempfile
 
-    from .cli import UsageError, _rule_levels
-    from .live_view import LiveView, finish, live_console
+    from .cli import UsageError
+    from .live_view import LiveView, finish, live_console, rule_levels
     from .output_files import open_output
 
     if len(args.listen) != len(args.forward):
@@ -342,7 +342,7 @@ def run_proxy(args) -> int:
                  for listen, forward in zip(args.listen, args.forward, strict=True)]
     except ValueError as exc:
         raise UsageError(f"--listen/--forward: {exc} (HOST:PORT, [IPv6]:PORT or PORT)") from None
-    levels = _rule_levels(args)
+    levels = rule_levels(args)
     # The relay waits for the GIL whenever the recording thread holds it: handed over more often,
     # the relay's turn (a few microseconds of work between two socket calls) comes sooner.
     sys.setswitchinterval(0.0005)

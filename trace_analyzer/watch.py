@@ -55,12 +55,12 @@ def _tool(name: str) -> str | None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    from .cli import UsageError, _rule_levels
-    from .live_view import LiveView, finish, live_console
+    from .cli import UsageError
+    from .live_view import LiveView, finish, live_console, rule_levels
 
     if (args.capture is None) == (args.interface is None):
         raise UsageError("watch: give a CAPTURE (or - for standard input) or --interface IF, one of them")
-    levels = _rule_levels(args)
+    levels = rule_levels(args)
     log: deque[str] = deque(maxlen=LOG_LINES)
     tool = None
     fd = 0
