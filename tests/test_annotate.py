@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from trace_analyzer.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?")
 
 
 def _tshark_comments(path: Path) -> tuple[dict[int, list[str]], int, str]:
@@ -76,6 +79,9 @@ def test_the_annotated_copy_analyses_as_the_original(tmp_path):
                 for column, value in before.items():
                     if isinstance(value, float):
                         assert after[column] == pytest.approx(value, abs=2e-6), (name, table, column)
+                    elif isinstance(value, str) and _ISO.fullmatch(value):  # a time's ISO twin
+                        gap = datetime.fromisoformat(after[column]) - datetime.fromisoformat(value)
+                        assert abs(gap.total_seconds()) <= 2e-6, (name, table, column)
                     else:
                         assert after[column] == value, (name, table, column)
 

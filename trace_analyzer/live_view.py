@@ -82,12 +82,15 @@ class LiveView:
         def table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
             grid = Table(title=title, title_justify="left", expand=False, show_edge=False, pad_edge=False)
             for column in columns:
-                grid.add_column(column, overflow="fold" if column == "detail" else "ellipsis",
-                                max_width=90 if column == "detail" else 40)
+                wide = column in ("detail", "event")  # sentences: folded, the rest cut short
+                grid.add_column(column, overflow="fold" if wide else "ellipsis",
+                                max_width=120 if wide else 40)
             for row in rows:
                 grid.add_row(*(for_terminal("" if cell is None else cell) for cell in row))
             parts.append(grid)
 
+        if self.log:  # first: what the proxy or the capture tool said last, never cropped away
+            table("Log", ("event",), [(line,) for line in list(self.log)[-3:]])
         table("Open associations", ("assoc", "client", "server", "calling", "called", "messages"),
               association_rows)
         table("C-GETs", ("assoc", "msg id", "status", "remaining", "completed", "failed", "warning",
@@ -97,8 +100,6 @@ class LiveView:
         table("Findings", ("frame", "rule", "severity", "detail"), findings)
         if problems:
             table("Problems", ("frame", "code", "detail"), problems)
-        if self.log:
-            table("Log", ("event",), [(line,) for line in list(self.log)[-4:]])
         return Group(*parts)
 
 
