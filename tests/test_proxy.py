@@ -333,11 +333,7 @@ def test_proxy_live_view_in_a_terminal(tmp_path):
             assert shown, screen.text[-3000:]
             assert screen.wait_for(re.compile(r"-> 127\.0\.0\.1:\d+: closed"), 30), screen.text[-3000:]
             proc.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and time.monotonic() < deadline:
-                screen.read(0.1)
-            screen.read(0.5)
-            assert proc.wait(timeout=10) == 0
+            assert screen.until_exit(proc, 60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -65,6 +65,14 @@ class Screen:
             self.read(0.1)
         return pattern.search(self.text)
 
+    def until_exit(self, proc: subprocess.Popen, timeout: float) -> int:
+        """Keep reading until the process ends (a pty's output must be read, or it blocks)."""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            self.read(0.1)
+        self.read(0.5)
+        return proc.wait(timeout=10)
+
 
 def test_watch_in_a_terminal_shows_counters_before_the_final_response(tmp_path):
     analysis = trace_analyzer.analyze(str(SAMPLE))
@@ -98,11 +106,7 @@ def test_watch_in_a_terminal_shows_counters_before_the_final_response(tmp_path):
             proc.stdin.write(record)
         proc.stdin.close()
         assert screen.wait_for(re.compile(r"0x0000 Success"), 30), screen.text[-3000:]
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            screen.read(0.1)
-        screen.read(0.5)
-        assert proc.wait(timeout=10) == 0
+        assert screen.until_exit(proc, 60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
