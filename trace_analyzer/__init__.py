@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analysis import Analysis, CaptureAnalyzer, analyze
+    from .annotate import write_annotated
     from .capture import CaptureError
     from .limits import Limits
     from .linking import Retrieve
@@ -24,10 +25,10 @@ if TYPE_CHECKING:
 _WHERE = {"Analysis": "analysis", "CaptureAnalyzer": "analysis", "analyze": "analysis",
           "CaptureError": "capture", "C_CANCEL": "primitives", "C_GET": "primitives",
           "C_STORE": "primitives", "C_MOVE": "primitives", "C_FIND": "primitives", "C_ECHO": "primitives",
-          "Retrieve": "linking", "TABLES": "tables", "Limits": "limits"}
+          "Retrieve": "linking", "TABLES": "tables", "Limits": "limits", "write_annotated": "annotate"}
 
 __all__ = ["Analysis", "C_CANCEL", "C_ECHO", "C_FIND", "C_GET", "C_MOVE", "C_STORE", "CaptureAnalyzer",
-           "CaptureError", "Limits", "Retrieve", "TABLES", "analyze"]
+           "CaptureError", "Limits", "Retrieve", "TABLES", "analyze", "write_annotated"]
 __version__ = "0.1.0"
 
 

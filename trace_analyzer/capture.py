@@ -584,7 +584,7 @@ def _pcapng_records(reader: _CaptureFile, on_problem: Callable[[int, str], None]
 
 
 def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None,
-                 lane=None, first_frame: int = 0) -> Iterator[tuple]:
+                 lane=None, first_frame: int = 0, stdin_fd: int = 0) -> Iterator[tuple]:
     """Yield ``(frame, time, linktype, data, wirelen)`` for every record of the capture.
 
     Plain tuples, because this runs once per frame of captures that hold
@@ -593,12 +593,12 @@ def iter_records(path: str, on_problem: Callable[[int, str], None] | None = None
     that ``lane`` (a :class:`~trace_analyzer.lane.BulkLane`) counts are not
     yielded. ``path`` ``-`` reads standard input as it arrives. ``first_frame`` is
     the number of the frame before the file's first (the files of a capture set are
-    numbered on from each other).
+    numbered on from each other). ``stdin_fd``: the descriptor ``-`` reads (a capture tool's pipe).
     """
     if path != STDIN:
         check_file(path)
     try:
-        reader = _open(path)
+        reader = _open(path, stdin_fd)
     except (OSError, zlib.error) as exc:
         raise CaptureError(f"{path}: unreadable capture header ({exc})") from None
     inflater = reader.f if isinstance(reader.f, _Inflater) else None

@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                           "./trace-analyzer-report.html); table: the file (default: standard output)")
     run.add_argument("--all", action="store_true", dest="show_all",
                      help="table: show every row and column, however wide the terminal")
+    _annotate_option(run)
     _rule_options(run)
 
     check = commands.add_parser("check", help="judge every peer against the C-GET conformance rules")
@@ -130,12 +131,47 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--output", metavar="FILE", help="write the text or JSON here (default: stdout)")
     check.add_argument("--junit", metavar="FILE",
                        help="also write JUnit XML: a test case per peer and rule (GitLab, Jenkins, GitHub)")
+    _annotate_option(check)
     _rule_options(check)
 
     rules = commands.add_parser("rules", help="list the conformance rules (ID, severity, section, title), "
                                               "or explain one: trace-analyzer rules GET-RSP-008")
     rules.add_argument("rule_id", nargs="?", metavar="ID", help="the rule to explain (any case)")
+
+    watch = commands.add_parser("watch", help="a live view of DICOM traffic: an interface (through tcpdump "
+                                              "or dumpcap) or a pcap/pcapng stream")
+    watch.add_argument("capture", nargs="?", metavar="CAPTURE | -",
+                       help="a capture file or - (a pcap/pcapng stream on standard input); without it, "
+                            "the interface given by --interface is captured")
+    watch.add_argument("--interface", "-i", metavar="IF",
+                       help="capture this interface live with tcpdump -U -w - (or dumpcap -w -)")
+    watch.add_argument("--port", type=_port, action="append", default=[], metavar="N",
+                       help="only TCP port N (the capture filter) and decode it as DICOM (repeatable)")
+    _live_options(watch)
+
+    proxy = commands.add_parser("proxy", help="relay DICOM connections, analysing (and recording) them live")
+    proxy.add_argument("--listen", action="append", default=[], metavar="HOST:PORT", required=True,
+                       help="accept connections here (a bare PORT listens on 127.0.0.1); repeatable, "
+                            "each with its --forward")
+    proxy.add_argument("--forward", action="append", default=[], metavar="HOST:PORT", required=True,
+                       help="relay the connections of the matching --listen to this address")
+    proxy.add_argument("--write", metavar="FILE.pcapng",
+                       help="record the relayed conversations as pcapng (one interface per --listen)")
+    _live_options(proxy)
     return parser
+
+
+def _live_options(parser: argparse.ArgumentParser) -> None:
+    """What watch and proxy share: the end's outputs, rule levels, no live view."""
+    parser.add_argument("--format", choices=("table", "json", "csv", "html", "parquet"), default="table",
+                        help="what is written at the end, as analyze writes it (default: summary and tables)")
+    parser.add_argument("--output", metavar="PATH", help="where, as analyze's --output")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="table: every row and column at the end")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no live view (it is drawn only on a terminal anyway); events go to stderr")
+    _annotate_option(parser)
+    _level_options(parser)
 
 
 _CAPTURE_HELP = ("pcap or pcapng file (may be gzipped), a directory of them (searched recursively), or - "
@@ -167,6 +203,10 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fast-lane", action="store_false", dest="fast_lane",
                         help="send every packet through the layer-by-layer decoding (slower; the "
                              "results are the same: for comparing when in doubt)")
+    _level_options(parser)
+
+
+def _level_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", action="append", default=[], metavar="ID=LEVEL",
                         help="set a rule's level: error, warning, info or off (repeatable), "
                              "e.g. --rule GET-RSP-008=warning")
@@ -179,6 +219,30 @@ def _rule_options(parser: argparse.ArgumentParser) -> None:
                         help="change a limit on what a hostile capture can make the analysis keep "
                              "(repeatable): inflated-bytes, cell-chars, problems-per-code, "
                              "empty-messages, e.g. --limit cell-chars=4096")
+
+
+def _annotate_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--annotate", metavar="OUT.pcapng",
+                        help="also write the capture as pcapng with every finding, problem and C-GET "
+                             "final status as a comment on its frame (Wireshark: frame.comment)")
+
+
+def _annotate(analysis: Analysis, args: argparse.Namespace, files: list[str] | None = None) -> None:
+    """--annotate: the analysed files again as pcapng, the analysis in packet comments."""
+    if not getattr(args, "annotate", None):
+        return
+    from .annotate import write_annotated
+    from .capture import STDIN, CaptureError
+
+    if files is None and any(c.capture == STDIN for c in analysis.capture_summaries):
+        print("trace-analyzer: --annotate: standard input is read once and cannot be copied; "
+              "the other captures are annotated", file=sys.stderr)
+    try:
+        done = write_annotated(analysis, args.annotate, files)
+    except CaptureError as exc:
+        raise UsageError(f"--annotate: {exc}") from None
+    print(f"trace-analyzer: wrote {done.frames} frames with {done.comments} comment(s) to "
+          f"{for_terminal(args.annotate)}", file=sys.stderr)
 
 
 def _limits(args: argparse.Namespace, config: Config):
@@ -693,6 +757,7 @@ def check_junit(analysis: Analysis, fail_on: str) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     analysis = _run(args)
+    _annotate(analysis, args)
     status = 2 if analysis.errors else 0
     dicom: dict[str, int] = {}  # per capture set: a connection counts in the file it began in
     for summary in analysis.capture_summaries:
@@ -791,6 +856,18 @@ def rules_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_watch(args: argparse.Namespace) -> int:
+    from .watch import run_watch
+
+    return run_watch(args)
+
+
+def _run_proxy(args: argparse.Namespace) -> int:
+    from .proxy import run_proxy
+
+    return run_proxy(args)
+
+
 def run_rules(args: argparse.Namespace) -> int:
     from .rules import CATALOG, load_families
 
@@ -823,6 +900,12 @@ def _text_width(args: argparse.Namespace) -> int | None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     analysis = _run(args)
+    _annotate(analysis, args)
+    return deliver(analysis, args)
+
+
+def deliver(analysis: Analysis, args: argparse.Namespace) -> int:
+    """The analysis in ``args.format`` to ``args.output`` (analyze; watch and proxy at their end)."""
     if args.format == "json":
         if args.output is None:
             analysis.write_json(sys.stdout)
@@ -853,7 +936,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        run = {"analyze": run_analyze, "check": run_check, "rules": run_rules}.get(args.command)
+        run = {"analyze": run_analyze, "check": run_check, "rules": run_rules,
+               "watch": _run_watch, "proxy": _run_proxy}.get(args.command)
         if run is not None:
             status = run(args)
             sys.stdout.flush()  # here, where a reader that closed the pipe is caught

@@ -67,6 +67,12 @@ def terminal_text(text: str) -> str:
     return "\n".join(visible(line) for line in text.split("\n"))
 
 
+def for_packet_comment(value: Any) -> str:
+    """A pcapng packet comment (Wireshark's packet list and detail pane): one line, nothing
+    that reorders or hides text, bytes that were not text shown as ``\\xNN``."""
+    return visible(str(value))
+
+
 # -- HTML ---------------------------------------------------------------------
 
 
@@ -190,5 +196,6 @@ def clean_row(row: dict[str, Any], columns: Iterable[str] | None = None,
 
 
 __all__ = ["FORMULA_STARTS", "clean_row", "clean_value", "content_security_policy", "css_class",
-           "display_path", "for_csv", "for_html", "for_plot", "for_terminal", "free_text",
+           "display_path", "for_csv", "for_html", "for_packet_comment", "for_plot", "for_terminal",
+           "free_text",
            "has_raw_bytes", "terminal_text", "visible", "wire_value"]
