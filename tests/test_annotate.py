@@ -14,7 +14,6 @@ import pytest
 from tshark_oracle import tshark_path
 
 from trace_analyzer import analyze
-from trace_analyzer.annotate import summaries
 from trace_analyzer.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +47,7 @@ def test_every_finding_on_the_frame_the_violations_table_names(tmp_path):
     assert violations
     found, frames, warnings = _tshark_comments(out)
     assert warnings == ""
-    assert frames == summaries(analysis)[0].frames
+    assert frames == analysis.capture_summaries[0].frames
     for row in violations:
         head = f"{row['rule']} [{row['severity']}] {row['title']}"
         assert any(c.startswith(head) for c in found[row["frame"]]), (row, found.get(row["frame"]))
@@ -95,7 +94,7 @@ def test_several_files_one_output_each_comment_names_its_file(tmp_path):
     tables = json.loads((tmp_path / "all.json").read_text())
     offsets, total = {}, 0
     analysis = analyze(samples)
-    for summary in summaries(analysis):
+    for summary in analysis.capture_summaries:
         offsets[summary.capture] = total
         total += summary.frames
     found, frames, warnings = _tshark_comments(out)
@@ -146,7 +145,7 @@ def test_a_capture_set_of_rotated_files(tmp_path):
     [row] = split.rows("operations")
     assert row["capture"] == parts[0] and row["final_frame"] == final  # counts on into the next file
     found, frames, warnings = _tshark_comments(out)
-    assert warnings == "" and frames == summaries(whole)[0].frames
+    assert warnings == "" and frames == whole.capture_summaries[0].frames
     assert any(c.startswith("C-GET final status") and c.endswith(f"[{parts[1]} frame {final - cut}]")
                for c in found[final]), found
     for violation in whole.rows("violations"):  # each on the same frame as in the whole capture

@@ -262,8 +262,11 @@ def test_faults_and_twenty_concurrent_associations(tmp_path):
         assert result["c_gets"][0]["c_store_subops_received"] == 5
     assert faults["refused"] is True
     live = proxy.tables()
-    operations = live["operations"]
+    operations = [o for o in live["operations"] if o["service"] == "C-GET"]
     assert len(operations) == 20 and {o["status_hex"] for o in operations} == {"0x0000"}
+    # The client that reset mid-data-set left a C-STORE outside any retrieve, never answered.
+    stores = [o for o in live["operations"] if o["service"] == "C-STORE"]
+    assert [o["status_category"] for o in stores] == ["Incomplete"], stores
     assert {o["completed"] for o in operations} == {5}
     codes = [p["code"] for p in live["problems"]]
     assert "PROXY-CONNECT-FAILED" in codes and "PROXY-RESET" in codes, live["problems"]
