@@ -52,7 +52,8 @@ def test_every_finding_on_the_frame_the_violations_table_names(tmp_path):
         head = f"{row['rule']} [{row['severity']}] {row['title']}"
         assert any(c.startswith(head) for c in found[row["frame"]]), (row, found.get(row["frame"]))
     for row in analysis.rows("operations"):
-        assert any(c.startswith(f"C-GET final status {row['status_hex']}") for c in found[row["final_frame"]])
+        assert any(c.startswith(f"{row['service']} final status {row['status_hex']}")
+                   for c in found[row["final_frame"]])
     expected = len(violations) + len(analysis.rows("operations")) + len(analysis.rows("problems"))
     assert sum(len(c) for c in found.values()) == expected
 
@@ -150,3 +151,21 @@ def test_a_capture_set_of_rotated_files(tmp_path):
                for c in found[final]), found
     for violation in whole.rows("violations"):  # each on the same frame as in the whole capture
         assert any(c.startswith(violation["rule"]) for c in found[violation["frame"]])
+
+
+def test_c_move_and_c_find_final_statuses_on_their_frames(tmp_path):
+    """Every service's operations are annotated, named by service: a C-MOVE's final status on its
+    final response, the C-FIND's and C-ECHO's on theirs."""
+    for name in ("dcmtk_move_success.pcap", "dcmtk_find_echo.pcap"):
+        sample = SAMPLES / name
+        out = tmp_path / f"{name}.pcapng"
+        assert main(["analyze", str(sample), "--format", "json", "--output", str(tmp_path / "o.json"),
+                     "--annotate", str(out)]) == 0
+        operations = [row for row in analyze(str(sample)).rows("operations") if row["final_frame"]]
+        wanted = {"C-MOVE"} if "move" in name else {"C-FIND", "C-ECHO"}
+        assert {row["service"] for row in operations} >= wanted
+        found, _, warnings = _tshark_comments(out)
+        assert warnings == ""
+        for row in operations:
+            assert any(c.startswith(f"{row['service']} final status {row['status_hex']}")
+                       for c in found[row["final_frame"]]), (row["service"], found.get(row["final_frame"]))

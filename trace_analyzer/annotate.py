@@ -1,7 +1,7 @@
 """``--annotate OUT.pcapng``: the capture again, with the analysis as packet comments.
 
 Every finding (rule ID, severity, title, detail), every capture or protocol problem and every
-C-GET's final status becomes an ``opt_comment`` of the frame it names, so that Wireshark's
+operation's final status (C-GET, C-MOVE, C-FIND, C-ECHO, C-STORE) becomes an ``opt_comment`` of the frame it names, so that Wireshark's
 packet list and ``tshark -Y frame.comment`` show them where they happened.
 
 Frames are matched per file, as the tables number them (a row names its file and the frame in
@@ -67,7 +67,7 @@ def _in_its_file(summaries: list, by_name: dict, file: str, frame: int) -> tuple
 
 
 def _notes(analysis: Analysis):
-    """(file, frame, comment) for every finding, problem and C-GET final status."""
+    """(file, frame, comment) for every finding, problem and operation's final status."""
     for row in analysis.rows("violations"):
         if row["frame"] is not None:
             text = f"{row['rule']} [{row['severity']}] {row['title']}: {row['detail']}"
@@ -80,7 +80,7 @@ def _notes(analysis: Analysis):
             continue
         counters = ", ".join(f"{name} {row[name]}" for name in ("remaining", "completed", "failed", "warning")
                              if row[name] is not None)
-        text = (f"C-GET final status {row['status_hex']} {row['status_category']} (message ID "
+        text = (f"{row['service'] or 'C-GET'} final status {row['status_hex']} {row['status_category']} (message ID "
                 f"{row['message_id']}, association {row['association']}): {row['status_meaning']}"
                 + (f"; {counters}" if counters else "")
                 + (f"; error comment: {row['error_comment']}" if row["error_comment"] else ""))
