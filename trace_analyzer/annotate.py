@@ -1,8 +1,8 @@
 """``--annotate OUT.pcapng``: the capture again, with the analysis as packet comments.
 
 Every finding (rule ID, severity, title, detail), every capture or protocol problem and every
-operation's final status (C-GET, C-MOVE, C-FIND, C-ECHO, C-STORE) becomes an ``opt_comment`` of the frame it names, so that Wireshark's
-packet list and ``tshark -Y frame.comment`` show them where they happened.
+operation's final status (C-GET, C-MOVE, C-FIND, C-ECHO, C-STORE) becomes an ``opt_comment``
+of the frame it names, so that Wireshark's packet list and ``tshark -Y frame.comment`` show them where they happened.
 
 Frames are matched per file, as the tables number them (a row names its file and the frame in
 it). Several files (a capture set of rotated files, or unrelated captures) are copied into the
@@ -80,7 +80,8 @@ def _notes(analysis: Analysis):
             continue
         counters = ", ".join(f"{name} {row[name]}" for name in ("remaining", "completed", "failed", "warning")
                              if row[name] is not None)
-        text = (f"{row['service'] or 'C-GET'} final status {row['status_hex']} {row['status_category']} (message ID "
+        text = (f"{row['service'] or 'C-GET'} final status {row['status_hex']} {row['status_category']} "
+                f"(message ID "
                 f"{row['message_id']}, association {row['association']}): {row['status_meaning']}"
                 + (f"; {counters}" if counters else "")
                 + (f"; error comment: {row['error_comment']}" if row["error_comment"] else ""))
