@@ -2,7 +2,8 @@
 
 Every finding (rule ID, severity, title, detail), every capture or protocol problem and every
 operation's final status (C-GET, C-MOVE, C-FIND, C-ECHO, C-STORE) becomes an ``opt_comment``
-of the frame it names, so that Wireshark's packet list and ``tshark -Y frame.comment`` show them where they happened.
+of the frame it names, so that Wireshark's packet list and ``tshark -Y frame.comment`` show
+them where they happened.
 
 Frames are matched per file, as the tables number them (a row names its file and the frame in
 it). Several files (a capture set of rotated files, or unrelated captures) are copied into the
