@@ -448,7 +448,7 @@ _OWN_RULES = (
      'PS3.4 C.4.2.1.5, C.4.2.2'),
     ('MOVE-RSP-005', 'error',
      'Final C-MOVE-RSP Success (0x0000) while it counts failed or warning sub-operations',
-     'PS3.4 C.4.2.1.5, C.4.2.2'),
+     'PS3.4 C.4.2.1.5, C.4.2.2.1, C.4.2.3.1'),
     ('MOVE-RSP-006', 'error', 'C-MOVE-RSP after the final response of the same C-MOVE', 'PS3.7 9.1.4.2'),
     ('MOVE-CNT-001', 'error', 'Remaining (0000,1020) rises between two responses of the same C-MOVE',
      'PS3.7 9.1.4.1 (derived from the counter definitions)'),
@@ -457,15 +457,15 @@ _OWN_RULES = (
     ('MOVE-CNT-003', 'error',
      'Final Completed differs from the linked sub-operation C-STORE-RSPs with 0x0000 seen on the '
      'destination association(s)',
-     'PS3.4 C.4.2.1, C.4.2.2'),
+     'PS3.4 C.4.2.3.1, C.4.2.2.1'),
     ('MOVE-CNT-004', 'error',
      'Final Failed is less than the linked sub-operation C-STORE-RSPs with a Failure status seen on the '
      'destination association(s)',
-     'PS3.4 C.4.2.1, C.4.2.2'),
+     'PS3.4 C.4.2.3.1, C.4.2.2.1'),
     ('MOVE-CNT-005', 'error',
      'Final Warning differs from the linked sub-operation C-STORE-RSPs with a Warning status seen on the '
      'destination association(s)',
-     'PS3.4 C.4.2.1, C.4.2.2'),
+     'PS3.4 C.4.2.3.1, C.4.2.2.1'),
     ('MOVE-SUB-001', 'warning',
      'C-MOVE sub-operation C-STORE-RQ without Move Originator AE Title (0000,1030) or Message ID '
      '(0000,1031): linked by destination and time only',
@@ -479,7 +479,7 @@ _OWN_RULES = (
      'Move Destination',
      'PS3.7 9.1.4.1; PS3.4 C.4.2.2'),
     ('MOVE-SUB-004', 'error', 'Sub-operation C-STORE-RQ Priority differs from the C-MOVE-RQ Priority',
-     'PS3.7 9.1.4.1'),
+     'PS3.4 C.4.2.1.2; PS3.7 9.1.4.1'),
     ('MOVE-SUB-005', 'warning',
      'Sub-operation C-STORE-RQ naming the C-MOVE sent after its final response', 'PS3.4 C.4.2.2 (derived)'),
     ('FIND-001', 'error',
