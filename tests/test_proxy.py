@@ -105,8 +105,9 @@ def _content(tables: dict) -> dict:
             for name, columns in _CONTENT.items()}
 
 
-def _check_tshark(path: Path, port: int, stores: int) -> None:
-    """tshark reads the recording without a warning and its dissector decodes every C-STORE."""
+def _check_tshark(path: Path, port: int | list[int], stores: int) -> list[dict]:
+    """tshark reads the recording without a warning and its dissector decodes every C-STORE (on
+    the server port, or ports, given); the commands it decoded."""
     # Checksums verified too (Wireshark does not by default): a wrong one is an expert error.
     run = subprocess.run([oracle.tshark_path(), "-n", "-r", str(path), "-o", "tcp.check_checksum:TRUE",
                           "-o", "ip.check_checksum:TRUE", "-z", "expert,warn", "-q"],
@@ -116,12 +117,13 @@ def _check_tshark(path: Path, port: int, stores: int) -> None:
     assert stderr == [], stderr
     for word in ("Malformed", "Warns", "Errors"):
         assert word not in run.stdout, run.stdout
-    decoded = oracle.decode(str(path), [port])
+    decoded = oracle.decode(str(path), port if isinstance(port, list) else [port])
     assert decoded.returncode == 0, decoded.stderr
     store_requests = [c for c in decoded.commands if c.get("command_field") == 0x0001]
     store_responses = [c for c in decoded.commands if c.get("command_field") == 0x8001]
     assert len(store_requests) == stores and len(store_responses) == stores, (
         len(store_requests), len(store_responses), stores)
+    return decoded.commands
 
 
 def test_pynetdicom_get_through_the_proxy(tmp_path):

@@ -122,6 +122,55 @@ def test_watch_in_a_terminal_shows_counters_before_the_final_response(tmp_path):
         assert line.rstrip() == wanted.rstrip()
 
 
+def test_watch_in_a_terminal_shows_a_c_move_climbing_with_its_linked_sub_operations():
+    """A C-MOVE's row mid-retrieve: the counters of its latest C-MOVE-RSP, and the C-STOREs
+    answered so far on the other association (to the Move Destination), linked by originator."""
+    sample = ROOT / "sample_pcaps" / "dcmtk_move_success.pcap"
+    analysis = trace_analyzer.analyze(str(sample))
+    [move] = analysis.rows("operations")
+    pending = [row for row in analysis.rows("progress") if not row["final"]]
+    look = pending[2]  # the third pending C-MOVE-RSP: the retrieve half done
+    answered = sum(1 for m in analysis.rows("messages") if m["command"] == "C-STORE-RSP"
+                   and m["frame"] <= look["frame"])
+    assert 0 < answered < move["sub_operations"]
+    head, records = _records(sample.read_bytes())
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 220, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen([TRACE_ANALYZER, "watch", "-"], stdin=subprocess.PIPE, stdout=slave, stderr=slave,
+                            env=env)
+    os.close(slave)
+    screen = Screen(master)
+    try:
+        proc.stdin.write(head)
+        for index, record in enumerate(records[:look["frame"]]):
+            proc.stdin.write(record)
+            proc.stdin.flush()
+            if index % 4 == 0:
+                time.sleep(0.05)
+            screen.read(0)
+        counters = "".join(rf"\W+{look[c]}" for c in ("remaining", "completed", "failed", "warning"))
+        row = re.compile(rf"C-MOVE\W+{move['message_id']}\W+STORESCP\W+pending{counters}"
+                         rf"\W+{answered}/0/0\W+{move['sub_operation_associations']}\W+originator\W")
+        assert screen.wait_for(row, 30), screen.text[-3000:]
+        assert "0x0000 Success" not in screen.text
+        for record in records[look["frame"]:]:
+            proc.stdin.write(record)
+        proc.stdin.close()
+        final = re.compile(rf"C-MOVE\W+{move['message_id']}\W+STORESCP\W+0x0000 Success\W+"
+                           rf"{move['completed']}\W+0\W+0\W+{move['sub_operations_completed']}/0/0\W")
+        assert screen.wait_for(final, 30), screen.text[-3000:]
+        assert screen.until_exit(proc, 60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    summary = screen.text[screen.text.rindex("Summary\n"):]
+    assert re.search(r"C-MOVEs\s+1: 1 Success", summary), summary[:2000]
+
+
 def test_watch_stream_tables_equal_analyze(tmp_path):
     """Read from a pipe without a terminal: the tables at the end are analyze's of the file."""
     out = tmp_path / "watch.json"
